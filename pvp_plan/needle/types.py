@@ -1,0 +1,51 @@
+"""Result types of transpedicular needle planning (issue 5 fills in the planner).
+
+All points are LPS (x, y, z) in millimetres; angles in degrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pvp_plan.messages import Notice
+
+
+@dataclass(frozen=True)
+class PedicleMeasurement:
+    """Isthmus of one pedicle (narrowest cross-section), cortex included, in mm."""
+
+    side: str  # "left" or "right" (patient side)
+    width_mm: float | None  # mediolateral
+    height_mm: float | None  # cranio-caudal
+    isthmus_center_lps_mm: tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class NeedlePath:
+    """One planned transpedicular path for one level and side.
+
+    ``safe`` is False when no acceptable straight path exists; ``notices`` then say why.
+    Points may be None when the pedicle could not be found.
+    """
+
+    level: str
+    side: str  # "left" / "right" (patient side)
+    gauge: str  # "10G", "11G", "13G"
+    pedicle: PedicleMeasurement
+    skin_entry_lps_mm: tuple[float, float, float] | None
+    bone_entry_lps_mm: tuple[float, float, float] | None
+    target_lps_mm: tuple[float, float, float] | None
+    mediolateral_angle_deg: float | None
+    craniocaudal_angle_deg: float | None
+    skin_to_target_mm: float | None
+    bone_entry_to_target_mm: float | None
+    min_distance_to_medial_wall_mm: float | None
+    min_distance_to_inferior_wall_mm: float | None
+    safe: bool
+    notices: tuple[Notice, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["pedicle"] = dict(self.pedicle.__dict__)
+        d["notices"] = [n.to_dict() for n in self.notices]
+        return d
