@@ -1,7 +1,14 @@
 """The one entry point for reading CT: :func:`load_ct`.
 
-PROVISIONAL: image files (NIfTI, NRRD, MHA/MHD) only; the DICOM path is being added in
-``pvp_plan.io.dicom_*`` by the loader work (issue 2).
+Dispatch
+--------
+* a folder -> DICOM scan (recursive), see :mod:`pvp_plan.io.dicom_load`;
+* ``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd`` -> SimpleITK,
+  see :mod:`pvp_plan.io.image_files`;
+* any other file -> DICOM: a DICOMDIR is followed, a multi-frame / Enhanced CT file is a
+  volume, a single-frame file is refused as a single slice (pass its folder).
+
+Every failure is a :class:`pvp_plan.errors.InputError` subclass naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -9,57 +16,58 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-
 from pvp_plan.errors import InputError
-from pvp_plan.io.ct_volume import CTVolume, SeriesInfo, SourceGeometry
+from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.io.dicom_load import load_dicom_file, load_dicom_folder
+from pvp_plan.io.dicom_scan import is_dicom_part10
+from pvp_plan.io.image_files import IMAGE_SUFFIXES, image_format, load_image_file, volume_from_image
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "metaimage",
-                  ".mhd": "metaimage"}
-
-
-def image_format(path: Path) -> str | None:
-    name = path.name.lower()
-    for suffix, fmt in IMAGE_SUFFIXES.items():
-        if name.endswith(suffix):
-            return fmt
-    return None
+__all__ = ["IMAGE_SUFFIXES", "image_format", "load_ct", "volume_from_image"]
 
 
 def load_ct(path: str | Path, series: str | None = None) -> CTVolume:
-    """Load a CT from a DICOM folder/file, NIfTI, NRRD or MetaImage into an LPS-aligned :class:`CTVolume`."""
+    """Load a CT into an LPS-aligned :class:`CTVolume`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A DICOM folder (searched recursively), a DICOMDIR, a multi-frame / Enhanced CT DICOM
+        file, or a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file.
+    series : str, optional
+        SeriesInstanceUID to load when the input holds several CT series (DICOM only).
+
+    Returns
+    -------
+    CTVolume
+        HU on an LPS-aligned grid; ``warnings`` lists what was corrected (gantry tilt,
+        irregular spacing, oblique planes), ``series`` what was chosen and why.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, unreadable or unsupported input.
+    SeriesError
+        No CT series (e.g. MR), or ``series`` not found.
+    GeometryError
+        A single slice, inconsistent slice sizes, duplicate positions or huge gaps.
+    PixelDataError
+        Corrupt pixel data or a missing codec.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder; check the path")
+    if path.is_dir():
+        return load_dicom_folder(path, series=series)
     fmt = image_format(path)
-    if fmt is None:
-        raise InputError(f"{path}: DICOM loading is not available yet")
-    image = sitk.ReadImage(str(path))
-    return volume_from_image(image, source_path=str(path), source_format=fmt)
-
-
-def volume_from_image(image: sitk.Image, *, source_path: str, source_format: str) -> CTVolume:
-    """Reorient a 3-D SimpleITK image to the LPS-aligned internal grid (exact when axis-aligned)."""
-    if image.GetDimension() != 3:
-        raise InputError(f"{source_path}: expected a 3-D image, got {image.GetDimension()}-D")
-    source = SourceGeometry.of_image(image)
-    oriented = sitk.DICOMOrient(image, "LPS")
-    direction = np.array(oriented.GetDirection()).reshape(3, 3)
-    resampled = False
-    if not np.allclose(direction, np.eye(3), atol=1e-4):
-        raise InputError(f"{source_path}: oblique image orientation is not supported yet")
-    hu = sitk.GetArrayFromImage(oriented)
-    if not np.issubdtype(hu.dtype, np.integer) or hu.dtype.itemsize > 2:
-        hu = hu.astype(np.float32) if not np.issubdtype(hu.dtype, np.integer) else hu.astype(np.int16)
-    series = SeriesInfo(source_path=source_path, source_format=source_format,
-                        series_description=Path(source_path).name)
-    return CTVolume(
-        hu=hu,
-        spacing_mm=tuple(oriented.GetSpacing()[::-1]),
-        origin_lps_mm=tuple(oriented.GetOrigin()),
-        series=series,
-        source_geometry=SourceGeometry(**{**source.__dict__, "resampled": resampled}),
-    )
+    if fmt is not None:
+        if series is not None:
+            logger.warning("--series is ignored for %s files", fmt)
+        return load_image_file(path, source_format=fmt)
+    if not is_dicom_part10(path):
+        raise InputError(
+            f"{path}: neither DICOM (no 'DICM' marker) nor a supported image file "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}); pass a DICOM folder or file, a DICOMDIR, NIfTI, NRRD or MHA/MHD"
+        )
+    return load_dicom_file(path, series=series)

@@ -1,0 +1,120 @@
+"""Trabecular HU statistics inside a vertebral body, away from the cortex."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: Smallest trabecular region (voxels) for statistics; below it the cortex margin is halved, then dropped.
+MIN_TRABECULAR_VOXELS = 20
+#: Gaussian smoothing (mm) before thresholding clusters, so single noisy voxels do not count.
+SMOOTHING_SIGMA_MM = 1.0
+
+
+@dataclass(frozen=True)
+class TrabecularDensity:
+    """HU statistics of the trabecular region and its largest low- and high-density clusters.
+
+    Attributes
+    ----------
+    hu_mean, hu_median, hu_p05, hu_p95, hu_std : float
+        Statistics of the (unsmoothed) HU inside the trabecular region.
+    n_voxels : int
+        Voxels in the trabecular region.
+    margin_mm : float
+        Distance from the body surface excluded (cortex), as actually used.
+    low_fraction : float
+        Share of the trabecular region below ``low_hu`` (after light smoothing).
+    low_cluster_fraction : float
+        Share of the trabecular region in the largest connected cluster below ``low_hu``.
+    high_fraction, high_cluster_fraction : float
+        The same above ``high_hu``.
+    low_cluster_center_zyx : tuple of float or None
+        Voxel index (z, y, x) of the largest low cluster's centre (for report images).
+    high_cluster_center_zyx : tuple of float or None
+        Voxel index (z, y, x) of the largest high cluster's centre.
+    """
+
+    hu_mean: float
+    hu_median: float
+    hu_p05: float
+    hu_p95: float
+    hu_std: float
+    n_voxels: int
+    margin_mm: float
+    low_fraction: float
+    low_cluster_fraction: float
+    high_fraction: float
+    high_cluster_fraction: float
+    low_cluster_center_zyx: tuple[float, float, float] | None = None
+    high_cluster_center_zyx: tuple[float, float, float] | None = None
+
+
+def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float
+                      ) -> tuple[np.ndarray, float]:
+    """Voxels of ``mask`` farther than ``margin_mm`` from its surface, and the margin actually used.
+
+    The margin is halved, then dropped, when fewer than :data:`MIN_TRABECULAR_VOXELS` remain.
+    """
+    dist = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
+    for m in (margin_mm, margin_mm / 2.0, 0.0):
+        region = dist > m
+        if np.count_nonzero(region) >= MIN_TRABECULAR_VOXELS:
+            return region, m
+    return mask.astype(bool), 0.0
+
+
+def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None]:
+    lab, n = ndimage.label(sel)
+    if n == 0:
+        return 0, None
+    sizes = np.bincount(lab.ravel())[1:]
+    k = int(np.argmax(sizes)) + 1
+    center = tuple(float(v) for v in np.argwhere(lab == k).mean(axis=0))
+    return int(sizes[k - 1]), center
+
+
+def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float, float, float],
+                       margin_mm: float, low_hu: float, high_hu: float) -> TrabecularDensity:
+    """HU statistics of a body's trabecular region and its low-/high-density clusters.
+
+    Parameters
+    ----------
+    hu : np.ndarray
+        CT in HU, (z, y, x).
+    mask : np.ndarray
+        Boolean body mask on the same grid.
+    spacing_mm : (z, y, x) voxel spacing in mm.
+    margin_mm : float
+        Distance from the body surface excluded from the statistics (cortex).
+    low_hu, high_hu : float
+        Soft-tissue (lytic) and sclerotic cut-offs for the cluster fractions.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    sl = ndimage.find_objects(mask.astype(np.uint8))[0]
+    sl = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in sl)
+    m = mask[sl]
+    h = hu[sl].astype(np.float32)
+    region, used = trabecular_region(m, spacing_mm=spacing_mm, margin_mm=margin_mm)
+    vals = h[region]
+    sigma = [SMOOTHING_SIGMA_MM / s for s in spacing_mm]
+    smooth = ndimage.gaussian_filter(h, sigma)
+    n = int(vals.size)
+    low_n, low_c = _largest_cluster(region & (smooth < low_hu))
+    high_n, high_c = _largest_cluster(region & (smooth > high_hu))
+    offset = np.array([s.start for s in sl], dtype=float)
+
+    def shift(c: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        return None if c is None else tuple(float(v) for v in np.asarray(c) + offset)
+
+    return TrabecularDensity(
+        hu_mean=float(vals.mean()), hu_median=float(np.median(vals)), hu_p05=float(np.percentile(vals, 5)),
+        hu_p95=float(np.percentile(vals, 95)), hu_std=float(vals.std()), n_voxels=n, margin_mm=used,
+        low_fraction=float(np.count_nonzero(region & (smooth < low_hu)) / n),
+        low_cluster_fraction=low_n / n,
+        high_fraction=float(np.count_nonzero(region & (smooth > high_hu)) / n),
+        high_cluster_fraction=high_n / n,
+        low_cluster_center_zyx=shift(low_c), high_cluster_center_zyx=shift(high_c),
+    )

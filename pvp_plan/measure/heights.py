@@ -1,0 +1,95 @@
+"""Anterior, middle and posterior body heights measured along the spine's own axis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pvp_plan.measure.frame import BodyFrame, sample
+
+#: Antero-posterior bands (fractions of the depth in from the anterior / posterior surface) of the anterior and
+#: posterior heights: inside the rounded endplate corners, which partial volume blurs at 3 mm voxels.
+EDGE_BAND_FRACTION = (0.15, 0.30)
+#: Band (fractions of the depth from the anterior surface) of the middle height; its smallest column is taken,
+#: where the endplates are most concave.
+MIDDLE_BAND_FRACTION = (0.40, 0.60)
+#: Lateral offsets (mm) of the columns combined (median) for each position (mid-sagittal band).
+LATERAL_OFFSETS_MM = (-4.0, -2.0, 0.0, 2.0, 4.0)
+_STEP_MM = 0.25
+
+
+@dataclass(frozen=True)
+class BodyHeights:
+    """Heights in mm along the spine axis (None when not measurable).
+
+    ``depth_mm`` is the antero-posterior depth at mid-height used to place the columns.
+    """
+
+    anterior_mm: float | None
+    middle_mm: float | None
+    posterior_mm: float | None
+    depth_mm: float | None
+
+    def as_tuple(self) -> tuple[float | None, float | None, float | None]:
+        return self.anterior_mm, self.middle_mm, self.posterior_mm
+
+
+def _run_length(profile: np.ndarray) -> float:
+    """Length (mm) of the longest run of samples inside the mask (>= 0.5)."""
+    inside = profile >= 0.5
+    if not inside.any():
+        return 0.0
+    best = run = 0
+    for v in inside:
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return best * _STEP_MM
+
+
+def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], frame: BodyFrame) -> BodyHeights:
+    """Anterior, middle and posterior heights of a body mask along ``frame.axis_zyx``.
+
+    The antero-posterior depth is taken in the mid-sagittal band at mid-height. A column height is the
+    median over :data:`LATERAL_OFFSETS_MM` of the longest run of the linearly interpolated mask (>= 0.5)
+    along a line parallel to the axis. Anterior and posterior heights are the median column in
+    :data:`EDGE_BAND_FRACTION` of the depth in from each surface; the middle height is the smallest
+    column in :data:`MIDDLE_BAND_FRACTION` (endplate concavity).
+    """
+    m = np.asarray(mask, dtype=np.float32)
+    reach = 80.0
+    u = np.arange(-reach, reach, _STEP_MM)
+    # AP extent at mid-height (axial within +-3 mm), mid-sagittal band
+    fronts, backs = [], []
+    for a in (-3.0, 0.0, 3.0):
+        for lat in LATERAL_OFFSETS_MM:
+            prof = sample(m, frame.point(a, u, lat), spacing_mm=spacing_mm) >= 0.5
+            if prof.any():
+                fronts.append(u[prof].max())
+                backs.append(u[prof].min())
+    if not fronts:
+        return BodyHeights(None, None, None, None)
+    front, back = float(np.median(fronts)), float(np.median(backs))
+    depth = front - back
+    t = np.arange(-reach, reach, _STEP_MM)
+
+    def column_mm(u_col: float) -> float | None:
+        lengths = [_run_length(sample(m, frame.point(t, u_col, lat), spacing_mm=spacing_mm))
+                   for lat in LATERAL_OFFSETS_MM]
+        lengths = [v for v in lengths if v > 0]
+        return float(np.median(lengths)) if lengths else None
+
+    def band(lo: float, hi: float) -> list[float]:
+        cols = [column_mm(front - f * depth) for f in np.linspace(lo, hi, 5)]
+        return [c for c in cols if c is not None]
+
+    lo, hi = EDGE_BAND_FRACTION
+    anterior = band(lo, hi)
+    posterior = band(1.0 - hi, 1.0 - lo)
+    middle = band(*MIDDLE_BAND_FRACTION)
+    return BodyHeights(
+        anterior_mm=float(np.median(anterior)) if anterior else None,
+        middle_mm=float(np.min(middle)) if middle else None,
+        posterior_mm=float(np.median(posterior)) if posterior else None,
+        depth_mm=depth,
+    )

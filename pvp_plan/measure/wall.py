@@ -1,0 +1,135 @@
+"""Posterior wall of a vertebral body: cortical continuity and posterior protrusion.
+
+The wall is sampled on a grid over the body's posterior surface in its own frame (cranio-caudal
+position along the spine axis x lateral position). At each grid point the posterior boundary of the
+mask is found along the anterior direction and the CT is read across it. A point is a *gap* when no
+cortical-density bone lies across the boundary; it *protrudes* when the boundary lies clearly
+behind the wall line fitted to the rest of the wall (bone fragment or tumour bulging into the canal).
+What it does not see: soft tissue in the canal that the segmentation left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from pvp_plan.measure.frame import BodyFrame, sample
+
+_STEP_MM = 0.5
+
+
+@dataclass(frozen=True)
+class PosteriorWall:
+    """Samples of the posterior wall on a (cranio-caudal x lateral) grid.
+
+    Attributes
+    ----------
+    axial_mm : np.ndarray
+        Cranio-caudal positions (mm along the spine axis from the body centre, + cranial), shape (A,).
+    left_mm : np.ndarray
+        Lateral positions (mm from the centre, + patient left), shape (L,).
+    boundary_mm : np.ndarray
+        (A, L) anterior coordinate of the posterior mask boundary (NaN: outside the wall region).
+    wall_hu : np.ndarray
+        (A, L) highest HU across the boundary (NaN outside the wall region).
+    protrusion_mm : np.ndarray
+        (A, L) how far the boundary lies behind the fitted wall line (positive = into the canal).
+    in_wall : np.ndarray
+        (A, L) bool, grid points that belong to the assessed wall (endplate rims and lateral corners excluded).
+    """
+
+    axial_mm: np.ndarray
+    left_mm: np.ndarray
+    boundary_mm: np.ndarray
+    wall_hu: np.ndarray
+    protrusion_mm: np.ndarray
+    in_wall: np.ndarray
+
+
+#: Share of the body height excluded at each endplate (the rims join the endplates there).
+ENDPLATE_EXCLUSION_FRACTION = 0.15
+#: Lateral half-width of the assessed wall as a fraction of the body half-width (the wall curves into the
+#: pedicles beyond it).
+LATERAL_FRACTION = 0.70
+
+
+def posterior_wall(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float, float, float],
+                   frame: BodyFrame, grid_mm: float = 1.0, inside_mm: float = 3.0,
+                   outside_mm: float = 3.0) -> PosteriorWall:
+    """Sample the posterior wall of one body.
+
+    Parameters
+    ----------
+    hu, mask : np.ndarray
+        CT (HU) and boolean body mask, (z, y, x).
+    spacing_mm : (z, y, x) voxel spacing in mm.
+    frame : BodyFrame
+        The body's frame (spine axis, anterior, left).
+    grid_mm : float
+        Spacing of the wall grid (mm).
+    inside_mm, outside_mm : float
+        How far in front of / behind the boundary the CT is read for the cortical peak.
+    """
+    m = np.asarray(mask, dtype=np.float32)
+    h = np.asarray(hu, dtype=np.float32)
+    idx = np.argwhere(mask) * np.asarray(spacing_mm, dtype=float)
+    c = frame.coordinates(idx)
+    a_lo, a_hi = c[:, 0].min(), c[:, 0].max()
+    l_lo, l_hi = c[:, 2].min(), c[:, 2].max()
+    axial = np.arange(np.floor(a_lo), np.ceil(a_hi) + grid_mm, grid_mm)
+    left = np.arange(np.floor(l_lo), np.ceil(l_hi) + grid_mm, grid_mm)
+    u = np.arange(c[:, 1].min() - 3.0, 2.0, _STEP_MM)  # from behind the body up to just past its centre
+    A, L, U = np.meshgrid(axial, left, u, indexing="ij")
+    inside = sample(m, frame.point(A, U, L), spacing_mm=spacing_mm) >= 0.5
+    has = inside.any(axis=2)
+    first = np.where(has, inside.argmax(axis=2), 0)
+    boundary = np.where(has, u[first], np.nan)
+    # endplate / lateral exclusion, relative to each column's own extent
+    height_ok = np.zeros_like(has)
+    for j in range(len(left)):
+        rows = np.flatnonzero(has[:, j])
+        if rows.size:
+            lo, hi = axial[rows.min()], axial[rows.max()]
+            margin = ENDPLATE_EXCLUSION_FRACTION * (hi - lo)
+            height_ok[:, j] = (axial >= lo + margin) & (axial <= hi - margin)
+    half_width = 0.5 * (l_hi - l_lo)
+    centre_l = 0.5 * (l_hi + l_lo)
+    lateral_ok = np.abs(left - centre_l) <= LATERAL_FRACTION * half_width
+    in_wall = has & height_ok & lateral_ok[None, :]
+    # cortical peak across the boundary
+    offs = np.arange(-outside_mm, inside_mm + 1e-6, _STEP_MM)
+    B = np.where(in_wall, boundary, 0.0)
+    A2, L2, O2 = np.meshgrid(axial, left, offs, indexing="ij")
+    prof = sample(h, frame.point(A2, B[..., None] + O2, L2), spacing_mm=spacing_mm, cval=-1024.0)
+    wall_hu = np.where(in_wall, prof.max(axis=2), np.nan)
+    protrusion = _protrusion(boundary, in_wall, axial, left)
+    return PosteriorWall(axial_mm=axial, left_mm=left, boundary_mm=np.where(in_wall, boundary, np.nan),
+                         wall_hu=wall_hu, protrusion_mm=protrusion, in_wall=in_wall)
+
+
+def _protrusion(boundary: np.ndarray, in_wall: np.ndarray, axial: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """How far (mm) each boundary point lies behind a robust wall surface (quadratic in left, linear in axial)."""
+    ok = in_wall & np.isfinite(boundary)
+    out = np.full(boundary.shape, np.nan)
+    if np.count_nonzero(ok) < 6:
+        return out
+    A, L = np.meshgrid(axial, left, indexing="ij")
+    X = np.stack([np.ones_like(A), A, L, L * L], axis=-1)
+    w = ok.copy()
+    coef = None
+    for _ in range(4):  # iteratively reweighted: drop points far behind the fit (the protrusion itself)
+        coef, *_ = np.linalg.lstsq(X[w], boundary[w], rcond=None)
+        resid = X @ coef - boundary
+        mad = np.median(np.abs(resid[ok])) + 0.5
+        w = ok & (resid < 3.0 * mad)
+        if np.count_nonzero(w) < 6:
+            break
+    out[ok] = (X @ coef - boundary)[ok]
+    return out
+
+
+def smooth_flags(flags: np.ndarray) -> np.ndarray:
+    """Remove isolated single grid points from a boolean wall map (opening with a 3 x 3 cross)."""
+    return ndimage.binary_opening(flags)

@@ -1,0 +1,124 @@
+"""Plan one vertebral level: measure the body, apply the rules, collect the notices."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.levels import Level
+from pvp_plan.measure.density import trabecular_density
+from pvp_plan.measure.frame import BodyFrame, body_frame
+from pvp_plan.measure.heights import BodyHeights, body_heights
+from pvp_plan.measure.volume import posterior_third_stop_ml, volume_estimate
+from pvp_plan.measure.wall import posterior_wall
+from pvp_plan.messages import Notice, Severity
+from pvp_plan.plan.collapse import assess_collapse
+from pvp_plan.plan.density import classify_density
+from pvp_plan.plan.fill import fill_guidance
+from pvp_plan.plan.session import not_plannable_reason
+from pvp_plan.plan.types import LevelPlan
+from pvp_plan.plan.wall import assess_wall
+from pvp_plan.rules.cement import POSTERIOR_THIRD_FRACTION
+from pvp_plan.rules.density import DensityThresholds
+from pvp_plan.segment.types import Segmentation
+
+logger = logging.getLogger(__name__)
+
+#: Margin (mm) kept around a body when cropping (the wall is read a few mm behind the body).
+CROP_MARGIN_MM = 12.0
+
+
+def crop_box(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float = CROP_MARGIN_MM
+             ) -> tuple[slice, slice, slice]:
+    """Bounding box of ``mask`` grown by ``margin_mm`` (clipped to the array)."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    pad = np.ceil(margin_mm / np.asarray(spacing_mm)).astype(int)
+    return tuple(slice(max(int(a - p), 0), min(int(b + p), n)) for a, b, p, n in zip(lo, hi, pad, mask.shape))
+
+
+def _shift(loc: tuple[float, float, float] | None, box: tuple[slice, ...]) -> tuple[float, float, float] | None:
+    return None if loc is None else tuple(float(v + s.start) for v, s in zip(loc, box))
+
+
+def measure_heights(segmentation: Segmentation, level: Level) -> tuple[BodyHeights, BodyFrame] | None:
+    """Heights and frame of one body (None when it is cut by the field of view)."""
+    body = segmentation.body(level)
+    if body.cut_by_fov:
+        return None
+    full = segmentation.labels == body.label
+    box = crop_box(full, spacing_mm=segmentation.spacing_mm)
+    mask = full[box]
+    frame = body_frame(mask, spacing_mm=segmentation.spacing_mm, axis_lps=body.axis_lps)
+    return body_heights(mask, spacing_mm=segmentation.spacing_mm, frame=frame), frame
+
+
+def neighbour_heights(segmentation: Segmentation, level: Level) -> dict[str, BodyHeights]:
+    """Heights of the measured, whole bodies directly above and below ``level``."""
+    out = {}
+    order = [b.level for b in segmentation.bodies]
+    i = order.index(level)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(order) and abs(order[j].order - level.order) == 1:
+            res = measure_heights(segmentation, order[j])
+            if res is not None and None not in res[0].as_tuple():
+                out[order[j].value] = res[0]
+    return out
+
+
+def assess_level(ct: CTVolume, segmentation: Segmentation, level: Level | str, *, thresholds: DensityThresholds
+                 ) -> LevelPlan:
+    """Measure one body and apply the rules (no needle planning; see :func:`pvp_plan.pipeline.plan_level`)."""
+    level = Level.parse(str(getattr(level, "value", level)))
+    body = segmentation.body(level)
+    name = level.value
+    reason = not_plannable_reason(body)
+    full = segmentation.labels == body.label
+    box = crop_box(full, spacing_mm=ct.spacing_mm)
+    mask, hu = full[box], ct.hu[box]
+    sp = ct.spacing_mm
+    notices: list[Notice] = []
+    frame = body_frame(mask, spacing_mm=sp, axis_lps=body.axis_lps)
+    td = trabecular_density(hu, mask, spacing_mm=sp, margin_mm=thresholds.cortex_margin_mm,
+                            low_hu=thresholds.lytic_hu, high_hu=thresholds.sclerotic_hu)
+    density, n = classify_density(td, thresholds=thresholds, level=name)
+    density = _with_location(density, box)
+    notices += n
+    volume = fill = wall = collapse = None
+    if body.cut_by_fov:
+        notices.append(Notice(code="not_plannable", message=f"{name} not plannable: {reason}.",
+                              source="pvp-plan measurement", severity=Severity.CAUTION))
+    else:
+        heights = body_heights(mask, spacing_mm=sp, frame=frame)
+        collapse, n = assess_collapse(heights, level=name, neighbours=neighbour_heights(segmentation, level))
+        notices += n
+        pw = posterior_wall(hu, mask, spacing_mm=sp, frame=frame)
+        wall, n = assess_wall(pw, frame=frame, spacing_mm=sp, level=name)
+        wall = _with_location(wall, box)
+        notices += n
+        if reason is None:
+            volume = volume_estimate(mask, spacing_mm=sp)
+            stop = posterior_third_stop_ml(mask, spacing_mm=sp, frame=frame,
+                                           stop_fraction=POSTERIOR_THIRD_FRACTION.value)
+            fill, n = fill_guidance(volume.volume_ml, level=level, posterior_third_stop_ml=stop)
+            notices = list(n) + notices
+        else:
+            notices.append(Notice(code="not_plannable", message=f"{name} not plannable: {reason}.",
+                                  source="pvp-plan measurement", severity=Severity.CAUTION))
+    return LevelPlan(
+        level=name, label=body.label, plannable=reason is None, not_plannable_reason=reason,
+        body_volume_ml=None if volume is None else volume.volume_ml,
+        volume_low_ml=None if volume is None else volume.low_ml,
+        volume_high_ml=None if volume is None else volume.high_ml,
+        voxel_size_mm=tuple(float(v) for v in sp), fill=fill, wall=wall, density=density, collapse=collapse,
+        level_confidence=body.level_confidence, segmentation_confidence=body.segmentation_confidence,
+        warnings=tuple(notices),
+    )
+
+
+def _with_location(obj, box):
+    from dataclasses import replace
+
+    return replace(obj, location_zyx=_shift(obj.location_zyx, box))

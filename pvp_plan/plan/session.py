@@ -1,0 +1,50 @@
+"""Case-level rules: levels per session, needle gauge, plannability of a body."""
+
+from __future__ import annotations
+
+from pvp_plan.messages import Notice, Severity
+from pvp_plan.rules import JSIR_2019
+from pvp_plan.rules.session import (
+    MAX_LEVELS_PER_SESSION,
+    MIN_LEVEL_CONFIDENCE,
+    MIN_SEGMENTATION_CONFIDENCE,
+    NEEDLE_11G_OD_MM,
+)
+from pvp_plan.segment.types import BodyInfo
+
+
+def not_plannable_reason(body: BodyInfo) -> str | None:
+    """Why a body must not be planned (cut by the field of view, uncertain name or shape), or None."""
+    if body.cut_by_fov:
+        return "cut by the field of view: the body is incomplete, its volume cannot be measured"
+    if body.level_confidence < MIN_LEVEL_CONFIDENCE.value:
+        return (f"level name uncertain (confidence {body.level_confidence:.2f} < {MIN_LEVEL_CONFIDENCE.value:g}): "
+                "confirm the level (e.g. --anchor) before planning")
+    if body.segmentation_confidence < MIN_SEGMENTATION_CONFIDENCE.value:
+        return (f"segmentation uncertain (confidence {body.segmentation_confidence:.2f} < "
+                f"{MIN_SEGMENTATION_CONFIDENCE.value:g}): check or edit the body outline")
+    return None
+
+
+def session_notices(levels: list[str]) -> tuple[Notice, ...]:
+    """Notices for the set of levels planned in one session (more than 3 -> caution)."""
+    limit = int(MAX_LEVELS_PER_SESSION.value)
+    if len(levels) <= limit:
+        return ()
+    return (Notice(
+        code="more_than_3_levels",
+        message=(f"{len(levels)} levels planned ({', '.join(levels)}): up to {limit} levels per session is the "
+                 "usual limit in lytic disease; more levels raise the risk of cement leakage and embolism. "
+                 "Myeloma shows more venous leakage. Consider staging the treatment."),
+        source=MAX_LEVELS_PER_SESSION.source, severity=Severity.CAUTION),)
+
+
+def needle_notices(gauge: str) -> tuple[Notice, ...]:
+    """A caution when the needle is thicker than 11-gauge (10G)."""
+    if gauge == "10G":
+        return (Notice(
+            code="needle_thicker_than_11g",
+            message=(f"{JSIR_2019}: transpedicular access is usually done with an 11-gauge needle "
+                     f"({NEEDLE_11G_OD_MM.value:g} mm outer diameter) or thinner; 10G is thicker."),
+            source=NEEDLE_11G_OD_MM.source, severity=Severity.CAUTION),)
+    return ()

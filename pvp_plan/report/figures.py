@@ -1,0 +1,148 @@
+"""Report images: a sagittal reconstruction with bodies coloured by level, and axial views at findings.
+
+Matplotlib with the Agg backend only (no display); images come back as PNG bytes.
+Display conventions: sagittal with anterior on the left and cranial at the top; axial with anterior at
+the top and the patient's left on the image right (radiological convention).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+#: CT display window (HU) of the report images (bone window).
+WINDOW_HU = (-250.0, 1000.0)
+_FLAG_COLOUR = "#ff3b30"
+
+
+def _figure(width_in: float, height_in: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=110)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.05, facecolor="black")
+    return buf.getvalue()
+
+
+def level_colour(label: int) -> tuple[float, float, float]:
+    """A stable colour per VerSe label (tab20 palette)."""
+    from matplotlib import colormaps
+
+    return tuple(colormaps["tab20"](label % 20)[:3])
+
+
+def _needle_segments(plan, level_plan):
+    """(entry, target) LPS pairs of a level's needle paths that have both points."""
+    out = []
+    for p in level_plan.needle_paths:
+        entry = p.skin_entry_lps_mm or p.bone_entry_lps_mm
+        if entry is not None and p.target_lps_mm is not None:
+            out.append((np.asarray(entry, dtype=float), np.asarray(p.target_lps_mm, dtype=float), p.safe))
+    return out
+
+
+def sagittal_png(plan) -> bytes:
+    """Sagittal reconstruction through the spine with each body outlined in its level colour and flags marked."""
+    ct, seg = plan.ct, plan.segmentation
+    sz, sy, sx = ct.spacing_mm
+    labels = seg.labels
+    if seg.bodies:
+        xs = [ct.lps_to_index(b.centroid_lps_mm)[2] for b in seg.bodies]
+        x0 = int(round(float(np.median(xs))))
+    else:
+        x0 = ct.shape[2] // 2
+    half = max(1, int(round(4.0 / sx)))
+    slab = slice(max(x0 - half, 0), min(x0 + half + 1, ct.shape[2]))
+    img = ct.hu[:, :, x0].astype(np.float32)
+    lab = labels[:, :, slab].max(axis=2)
+    zs, ys = np.nonzero(labels.any(axis=2))
+    if zs.size:
+        pad_z, pad_y = int(30 / sz), int(40 / sy)
+        z_lo, z_hi = max(zs.min() - pad_z, 0), min(zs.max() + pad_z + 1, ct.shape[0])
+        y_lo, y_hi = max(ys.min() - pad_y, 0), min(ys.max() + pad_y + 1, ct.shape[1])
+    else:
+        z_lo, z_hi, y_lo, y_hi = 0, ct.shape[0], 0, ct.shape[1]
+    img, lab = img[z_lo:z_hi, y_lo:y_hi], lab[z_lo:z_hi, y_lo:y_hi]
+    h_mm, w_mm = img.shape[0] * sz, img.shape[1] * sy
+    fig = _figure(5.0, 5.0 * h_mm / max(w_mm, 1.0))
+    ax = fig.add_axes([0, 0, 1, 1])
+    # (left, right, bottom, top) in mm at voxel edges; voxel centres sit at index * spacing
+    ext = ((y_lo - 0.5) * sy, (y_hi - 0.5) * sy, (z_lo - 0.5) * sz, (z_hi - 0.5) * sz)
+    cy, cz = np.arange(y_lo, y_hi) * sy, np.arange(z_lo, z_hi) * sz
+    ax.imshow(img, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], origin="lower", extent=ext,
+              interpolation="bilinear")
+    by_label = {lp.label: lp for lp in plan.levels}
+    for body in seg.bodies:
+        m = (lab == body.label).astype(float)
+        if not m.any():
+            continue
+        colour = level_colour(body.label)
+        ax.contourf(cy, cz, m, levels=[0.5, 1.5], colors=[colour], alpha=0.30)
+        ax.contour(cy, cz, m, levels=[0.5], colors=[colour], linewidths=1.2)
+        zc = np.nonzero(m.any(axis=1))[0].mean()
+        yc = np.nonzero(m.any(axis=0))[0].min()
+        lp = by_label.get(body.label)
+        flagged = lp is not None and bool(lp.flags)
+        text = body.level.value + (" !" if flagged else "") + ("" if lp is None or lp.plannable else " (n/p)")
+        ax.text((y_lo + yc) * sy - 4, (z_lo + zc) * sz, text, color=_FLAG_COLOUR if flagged else "white",
+                fontsize=9, fontweight="bold", ha="right", va="center",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "edgecolor": "none"})
+        if lp is not None and lp.wall is not None and lp.wall.flag and lp.wall.location_zyx is not None:
+            zz, yy, _ = lp.wall.location_zyx
+            ax.plot(yy * sy, zz * sz, marker="o", ms=12, mfc="none", mec=_FLAG_COLOUR, mew=2)
+    for lp in plan.levels:
+        for entry, target, safe in _needle_segments(plan, lp):
+            e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
+            ax.plot([e[1] * sy, t[1] * sy], [e[0] * sz, t[0] * sz], color="#00e5ff" if safe else "#ff9500", lw=1.5)
+            ax.plot(t[1] * sy, t[0] * sz, marker="x", color="#00e5ff" if safe else "#ff9500", ms=6)
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.text(ext[0] + 2, ext[3] - 2, "A", color="white", fontsize=10, va="top")
+    ax.text(ext[1] - 2, ext[3] - 2, "P", color="white", fontsize=10, va="top", ha="right")
+    ax.set_axis_off()
+    return _png(fig)
+
+
+def axial_png(plan, level_plan, *, z_index: float | None = None, marker_zyx: tuple[float, float, float] | None = None
+              ) -> bytes:
+    """Axial image of one level at ``z_index`` (default: the body centre), body outlined, finding circled."""
+    ct, seg = plan.ct, plan.segmentation
+    sz, sy, sx = ct.spacing_mm
+    mask = seg.labels == level_plan.label
+    idx = np.argwhere(mask)
+    if z_index is None:
+        z_index = marker_zyx[0] if marker_zyx is not None else idx[:, 0].mean()
+    z = int(np.clip(round(float(z_index)), 0, ct.shape[0] - 1))
+    y_lo, y_hi = max(idx[:, 1].min() - int(20 / sy), 0), min(idx[:, 1].max() + int(45 / sy), ct.shape[1])
+    x_lo, x_hi = max(idx[:, 2].min() - int(30 / sx), 0), min(idx[:, 2].max() + int(30 / sx), ct.shape[2])
+    img = ct.hu[z, y_lo:y_hi, x_lo:x_hi].astype(np.float32)
+    m = mask[z, y_lo:y_hi, x_lo:x_hi].astype(float)
+    ext = ((x_lo - 0.5) * sx, (x_hi - 0.5) * sx, (y_hi - 0.5) * sy, (y_lo - 0.5) * sy)  # anterior at the top
+    fig = _figure(4.0, 4.0 * (img.shape[0] * sy) / max(img.shape[1] * sx, 1.0))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(img, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], extent=ext, interpolation="bilinear")
+    if m.any():
+        ax.contour(np.arange(x_lo, x_hi) * sx, np.arange(y_lo, y_hi) * sy, m, levels=[0.5],
+                   colors=[level_colour(level_plan.label)], linewidths=1.2)
+    if marker_zyx is not None:
+        ax.plot(marker_zyx[2] * sx, marker_zyx[1] * sy, marker="o", ms=16, mfc="none", mec=_FLAG_COLOUR, mew=2)
+    for entry, target, safe in _needle_segments(plan, level_plan):
+        e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
+        colour = "#00e5ff" if safe else "#ff9500"
+        ax.plot([e[2] * sx, t[2] * sx], [e[1] * sy, t[1] * sy], color=colour, lw=1.5)
+        ax.plot(t[2] * sx, t[1] * sy, marker="x", color=colour, ms=6)
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.text(ext[0] + 2, ext[3] + 2, "R", color="white", fontsize=10, va="top")
+    ax.text(ext[1] - 2, ext[3] + 2, "L", color="white", fontsize=10, va="top", ha="right")
+    ax.text(ext[0] + 2, ext[2] - 2, f"{level_plan.level}  z={z}", color="white", fontsize=9, va="bottom")
+    ax.set_axis_off()
+    return _png(fig)

@@ -1,0 +1,214 @@
+"""The napari plugin end to end: reader, sample data, the PVP planner dock widget, edits, export, screenshot.
+
+Needs a display (pytest-xvfb) and napari; every test uses the coarse phantom so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+pytestmark = pytest.mark.napari
+
+PLUGIN = "pvp-plan"  # npe2 plugin name = the distribution's name
+WAIT_MS = 120_000
+
+
+def _open_ct(viewer, path):
+    layers = viewer.open(str(path), plugin=PLUGIN)
+    assert len(layers) == 1
+    return layers[0]
+
+
+def _planner(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "PVP planner")
+    return widget
+
+
+def _run_with_truth(qtbot, viewer, phantom, path):
+    """Open the phantom through the reader, add its ground-truth labels, plan from them; returns the widget."""
+    from pvp_plan_napari._layers import labels_layer_data
+
+    ct, truth = phantom
+    _open_ct(viewer, path)
+    data, meta, _ = labels_layer_data(truth, ct, name="ground truth")
+    viewer.add_labels(data, **meta)
+    widget = _planner(viewer)
+    widget.seed_combo.setCurrentText("ground truth")
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    return widget
+
+
+def _wait_for_update(qtbot, widget):
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        pass
+
+
+def test_reader_puts_the_ct_in_physical_space_with_a_bone_window(make_napari_viewer, phantom, phantom_nifti):
+    ct, _ = phantom
+    viewer = make_napari_viewer()
+    layer = _open_ct(viewer, phantom_nifti)
+    np.testing.assert_allclose(layer.scale, ct.spacing_mm)
+    np.testing.assert_allclose(layer.translate, ct.origin_lps_mm[::-1])
+    assert tuple(layer.contrast_limits) == (-500.0, 1000.0)
+    # world (z, y, x) of a voxel = its LPS (x, y, z) reversed: orientation survives the file round trip
+    idx = np.array([2, 3, 4])
+    np.testing.assert_allclose(layer.data_to_world(idx), ct.index_to_lps(idx)[::-1], atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(layer.data), ct.hu)
+
+
+def test_reader_error_is_a_notification_not_a_traceback(make_napari_viewer, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not an image")
+    viewer = make_napari_viewer()
+    assert viewer.open(str(bad), plugin=PLUGIN) == []
+    assert len(shown) == 1 and shown[0].startswith("pvp-plan: ")
+
+
+def test_sample_data_gives_ct_and_ground_truth(make_napari_viewer):
+    from tests.napari.conftest import COARSE_SPACING_MM
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "spine_phantom", spacing_mm=COARSE_SPACING_MM)
+    kinds = sorted(type(ly).__name__ for ly in viewer.layers)
+    assert kinds == ["Image", "Labels"]
+    labels = next(ly for ly in viewer.layers if type(ly).__name__ == "Labels")
+    assert set(labels.features["level"]) >= {"L1", "T12"}
+    np.testing.assert_allclose(labels.scale, viewer.layers[0].scale)
+
+
+def test_plan_paint_recompute_centre_and_screenshot(make_napari_viewer, qtbot, phantom, phantom_nifti, artifacts):
+    from scipy import ndimage
+
+    ct, truth = phantom
+    viewer = make_napari_viewer(show=True)
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    model = widget.model
+    bodies = model.segmentation.bodies
+    rows = widget.row_texts()
+    assert [r["level"] for r in rows] == [b.level.value for b in bodies]
+    assert all(r["volume"] not in ("", "0.0") for r in rows)
+    layer = widget.labels_layer
+    assert layer.data is model.labels  # the brush edits the model's own array
+    assert layer.colormap.map(np.array([20]))[0][:3] == pytest.approx(np.array(
+        __import__("pvp_plan_napari._layers", fromlist=["LEVEL_COLOURS"]).LEVEL_COLOURS[20][:3]), abs=0.02)
+
+    # clicking a row centres the view on that body
+    body = bodies[len(bodies) // 2]
+    row = [r["level"] for r in rows].index(body.level.value)
+    widget.table.cellClicked.emit(row, 0)
+    centroid_world = np.asarray(body.centroid_lps_mm)[::-1]
+    np.testing.assert_allclose(viewer.camera.center, centroid_world, atol=1e-6)
+    assert abs(viewer.dims.point[0] - centroid_world[0]) <= ct.spacing_mm[0] / 2 + 1e-6
+    assert layer.selected_label == body.label
+
+    # paint background voxels touching the body with the layer's own editing API: the volume grows by n voxels
+    before_ml = model.level_plans[body.label].body_volume_ml
+    ring = np.argwhere(ndimage.binary_dilation(model.labels == body.label) & (model.labels == 0))[:9]
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        layer.data_setitem(tuple(ring.T), body.label)
+    elapsed = time.perf_counter() - t0
+    after_ml = model.level_plans[body.label].body_volume_ml
+    assert after_ml - before_ml == pytest.approx(len(ring) * ct.voxel_volume_ml, rel=1e-9)
+    assert widget.row_texts()[row]["volume"] == f"{after_ml:.1f}"
+    assert model.edited and model.segmentation.edited
+    print(f"recompute after paint: {widget.last_recompute_seconds:.3f} s worker, {elapsed:.3f} s incl. debounce")
+    assert widget.last_recompute_seconds < 1.0
+
+    # a brush stroke (napari's own paint) and its undo are both followed
+    snapshot = layer.data.copy()
+    layer.brush_size = 3
+    idx = np.argwhere(model.labels == body.label)
+    edge = idx[np.argmax(idx[:, 2])]  # the body's right-most voxel (index space)
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        layer.paint(tuple(int(v) for v in edge), body.label)
+    painted = int(np.count_nonzero(layer.data != snapshot))
+    assert painted > 0
+    grown_ml = model.level_plans[body.label].body_volume_ml
+    assert grown_ml - after_ml == pytest.approx(painted * ct.voxel_volume_ml, rel=1e-9)
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        layer.undo()
+    assert model.level_plans[body.label].body_volume_ml == pytest.approx(after_ml)
+
+    # screenshot: sagittal view through the spine, bone window, labels over the CT, the table readable
+    viewer.window._qt_window.resize(1700, 1000)
+    viewer.dims.order = (2, 0, 1)  # slider: x (left-right); displayed: z (up), y (anterior left)
+    viewer.dims.set_point(2, float(centroid_world[2]))
+    try:
+        viewer.camera.orientation2d = ("up", "right")
+    except (AttributeError, ValueError):
+        pass
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = artifacts / "napari_widget.png"
+    viewer.screenshot(str(shot), canvas_only=False)
+    assert shot.stat().st_size > 10_000
+
+
+def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, phantom, phantom_nifti):
+    viewer = make_napari_viewer()
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    names = [r["level"] for r in widget.row_texts()]
+    first, second = names[0], names[1]
+
+    errors = []
+    widget._fail = errors.append  # what the user would see in the notification area
+    widget.rename(first, second)  # taken: refused with the fix
+    assert errors and "merge" in str(errors[-1])
+
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.shift_names(+1)
+    from pvp_plan.levels import Level
+
+    shifted = [Level.parse(n).shifted(+1).value for n in names]
+    assert [r["level"] for r in widget.row_texts()] == shifted
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.shift_names(-1)
+    assert [r["level"] for r in widget.row_texts()] == names
+
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.merge(second, first)
+    assert [r["level"] for r in widget.row_texts()] == names[1:]
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.split(second)
+    assert [r["level"] for r in widget.row_texts()] == names
+
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        widget.rename(first, "C1")
+    assert "C1" in [r["level"] for r in widget.row_texts()]
+    assert [b.level.value for b in widget.model.segmentation.bodies].count(first) == 0
+
+
+def test_export_writes_files_marked_edited(make_napari_viewer, qtbot, phantom, phantom_nifti, tmp_path, artifacts):
+    viewer = make_napari_viewer()
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    layer = widget.labels_layer
+    body = widget.model.segmentation.bodies[0]
+    idx = np.argwhere(widget.model.labels == body.label)[:4]
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+        layer.data_setitem(tuple(idx.T), 0)  # erase four voxels
+    out = tmp_path / "export"
+    with qtbot.waitSignal(widget.exported, timeout=WAIT_MS) as blocker:
+        widget.export(out)
+    written = {p.rsplit("/", 1)[-1] for p in blocker.args[0]}
+    assert {"plan.json", "plan.csv", "report.html", "vertebral_bodies.nii.gz"} <= written
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["segmentation"]["edited"] is True
+    assert "edited by hand" in plan["segmentation"]["method"]
+    erased = next(lv for lv in plan["levels"] if lv["level"] == body.level.value)
+    assert erased["body_volume_ml"] == pytest.approx((body.voxel_count - 4) * widget.model.ct.voxel_volume_ml,
+                                                     abs=0.006)
+    assert "edited" in (out / "report.html").read_text().lower()
+    shutil.copy(out / "plan.json", artifacts / "napari_export_plan.json")
