@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid

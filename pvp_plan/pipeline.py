@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pvp_plan import __version__
-from pvp_plan.errors import PlanError, SegmentationError
+from pvp_plan.errors import PlanError, PvpPlanError, SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level
 from pvp_plan.messages import Notice, Severity
@@ -187,6 +187,9 @@ def _needle_paths(ct, segmentation, level: str, options: PlanOptions) -> tuple[t
                                               target=options.needle_target))
     except NotImplementedError:
         return (), (unavailable,)
+    except PvpPlanError as exc:  # one level's failure does not sink the plan
+        return (), (Notice(code="needle_planning_failed", message=f"{level}: no needle path planned: {exc}",
+                           source="pvp-plan needle planning", severity=Severity.CAUTION),)
     notices = tuple(n for p in paths for n in p.notices)
     return paths, notices
 

@@ -26,3 +26,27 @@ def shared_path(*parts: str) -> Path:
 def shared_data() -> Path:
     """The ../shared/data folder (see its README); skips when absent."""
     return shared_path()
+
+
+# --- synthetic phantom (pvp_plan.sample_data): ground truth for every area's tests -----------------------
+
+#: Field of view of the shared test phantom: default spacing (2.0, 0.8, 0.8) mm, cropped in-plane to stay quick
+#: while keeping the posterior skin (needle entries), the aorta and the transverse processes in view.
+PHANTOM_TEST_FOV_MM = (150.0, 165.0)
+
+
+@pytest.fixture(scope="session")
+def phantom():
+    """The default synthetic phantom (T10-L5 + sacrum, default pathology, seed 0), generated once per session.
+
+    See ``pvp_plan.sample_data.generate_phantom`` and ``phantom.truth`` (``sample_data/README.md``).
+    """
+    from pvp_plan.sample_data import generate_phantom
+
+    return generate_phantom(seed=0, fov_mm=PHANTOM_TEST_FOV_MM)
+
+
+@pytest.fixture(scope="session")
+def phantom_truth(phantom) -> dict:
+    """The ground-truth dict of the ``phantom`` fixture (JSON-serialisable)."""
+    return phantom.truth

@@ -275,6 +275,18 @@ class PlannerModel:
         diff = np.flatnonzero(np.pad(counts, (0, n - len(counts))) != np.pad(old, (0, n - len(old))))
         return ({int(v) for v in diff} | {int(v) for v in hint}) - {0}
 
+    def neighbours(self, labels: Iterable[int]) -> set[int]:
+        """Planned bodies directly cranial or caudal of ``labels`` (their collapse ratios use these bodies)."""
+        if self.segmentation is None:
+            return set()
+        order = [b.label for b in self.segmentation.bodies]
+        out: set[int] = set()
+        for lab in labels:
+            if lab in order:
+                i = order.index(lab)
+                out |= {order[j] for j in (i - 1, i + 1) if 0 <= j < len(order)}
+        return {v for v in out if v in self.level_plans}
+
     def recompute(self, affected: Iterable[int], *, labels: np.ndarray | None = None,
                   note_edit: bool = True) -> LevelUpdate:
         """Re-describe the label map and re-plan only the ``affected`` labels (may run in a worker thread).

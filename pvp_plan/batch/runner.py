@@ -14,6 +14,8 @@ the results periodically and at the end, so an interrupted batch loses nothing t
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import logging
 import multiprocessing
@@ -39,6 +41,7 @@ from pvp_plan.batch.task import (
     limit_threads,
     read_result,
     redact,
+    resolve_callable,
     run_study,
     write_result,
 )
@@ -148,8 +151,42 @@ def run_batch(input_path: str | Path, out_dir: str | Path, options: BatchOptions
     started = time.perf_counter()
     progress = progress or BatchProgress()
     out_dir = Path(out_dir).absolute()
+    if not Path(input_path).exists():
+        raise InputError(f"{input_path}: no such file or folder; give a folder of studies or a manifest CSV")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir):
+        return _run_locked(input_path, out_dir, options, progress, started)
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path):
+    """Hold an advisory lock on the output folder: two batches never write the same folder at once.
+
+    The lock dies with the process (kill, power cut), so it never blocks a later ``--resume``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out_dir / ".batch.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise BatchError(f"{out_dir}: another pvp-plan batch is running in this folder; wait for it or "
+                             "choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_locked(input_path, out_dir: Path, options: BatchOptions, progress: BatchProgress,
+                started: float) -> BatchSummary:
     config = prepare_output(out_dir, options)
     studies = discover(input_path, salt=config["salt"], exclude=(out_dir,), exclude_globs=tuple(options.exclude))
+    if not (out_dir / CONFIG_NAME).exists():  # a new batch: recorded once its input has been read
+        atomic_write_text(out_dir / CONFIG_NAME, json.dumps(config, indent=1, sort_keys=True))
     results: dict[str, dict] = {}
     pending: list[Study] = []
     summary = BatchSummary(n_studies=len(studies))
@@ -201,7 +238,10 @@ def _finish(summary: BatchSummary, out_dir: Path, results: dict[str, dict], opti
 
 
 def prepare_output(out_dir: Path, options: BatchOptions) -> dict:
-    """Create or check ``batch_config.json``: a new batch needs an unused folder, a resumed one the same options."""
+    """The batch configuration: read back and checked on resume, new otherwise (written once discovery succeeded).
+
+    A new batch needs a folder without results; a resumed one the same plan options and salt.
+    """
     config_path = out_dir / CONFIG_NAME
     wanted = {
         "format": CONFIG_FORMAT,
@@ -222,9 +262,7 @@ def prepare_output(out_dir: Path, options: BatchOptions) -> dict:
         return config
     if out_dir.exists() and (out_dir / "studies").exists():
         raise BatchError(f"{out_dir} holds study results but no {CONFIG_NAME}; choose a new --out")
-    config = {**wanted, "salt": options.salt or secrets.token_hex(16), "software_version": __version__}
-    atomic_write_text(config_path, json.dumps(config, indent=1, sort_keys=True))
-    return config
+    return {**wanted, "salt": options.salt or secrets.token_hex(16), "software_version": __version__}
 
 
 def _jsonable(value):
@@ -275,8 +313,11 @@ def _backend_name(options: BatchOptions) -> str:
 # --------------------------------------------------------------------------------------------- process pool
 
 
-def _init_worker(max_memory_gb: float | None, parent_pid: int, log_level: int) -> None:
+def _init_worker(max_memory_gb: float | None, parent_pid: int, log_level: int, compute: str) -> None:
     """Process-pool worker set-up: one ITK/BLAS thread, optional memory limit, leave Ctrl-C to the parent.
+
+    The compute step and the modules it lists in its ``preload`` attribute are imported here, so their import
+    time counts as start-up, not as the first study's compute.
 
     Library warnings (e.g. the loader's notes, which are also kept in each result's provenance) are shown
     only when the parent logs at INFO (``--verbose``), so they do not interleave with the progress bar.
@@ -291,6 +332,11 @@ def _init_worker(max_memory_gb: float | None, parent_pid: int, log_level: int) -
         limit = int(max_memory_gb * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    try:
+        for module in getattr(resolve_callable(compute), "preload", ()):  # what the step imports lazily
+            importlib.import_module(module)
+    except Exception:  # reported by the first task that needs it, with its message
+        logging.getLogger(__name__).debug("pre-import of %s failed", compute, exc_info=True)
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -313,7 +359,7 @@ def _run_process_pool(tasks: list[StudyTask], options: BatchOptions, on_result: 
     while queue or suspects:
         pool = ProcessPoolExecutor(max_workers=options.workers, mp_context=context, initializer=_init_worker,
                                    initargs=(options.max_memory_gb, os.getpid(),
-                                             logging.getLogger().getEffectiveLevel()))
+                                             logging.getLogger().getEffectiveLevel(), options.compute))
         inflight: dict = {}
         crashed: list[StudyTask] = []
         try:

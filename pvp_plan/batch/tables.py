@@ -36,7 +36,8 @@ STUDY_COLUMNS: dict[str, str] = {
     "segmentation_method": "what segmented the bodies (method and version)",
     "software_version": "pvp-plan version that computed the study",
     "seconds": "wall time of the whole task in its worker (read, plan, write), s",
-    "compute_seconds": "wall time of the pipeline itself (read, segment, measure, plan, write outputs), s",
+    "compute_seconds": "wall time of the pipeline itself (read, segment, measure, plan, write outputs; until the "
+                       "error for a failed study), s",
 }
 #: Added to studies.csv only with --keep-identifiers.
 IDENTIFIER_COLUMNS: dict[str, str] = {

@@ -11,6 +11,7 @@ benchmarks can inject another one; it is resolved inside the worker.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import json
 import logging
@@ -72,13 +73,12 @@ def run_study(task: StudyTask) -> dict:
         shutil.rmtree(study_dir)
     study_dir.mkdir(parents=True)
     result: dict[str, Any] = {"study_id": task.study_id, "status": "ok", "message": ""}
-    compute_seconds = None
+    t0 = None
     try:
         compute = resolve_callable(task.compute)
         t0 = time.perf_counter()
         outcome = compute(task.path, series=task.series_uid, anchor=task.anchor, options=dict(task.options),
                           study_dir=study_dir, keep_identifiers=task.keep_identifiers)
-        compute_seconds = time.perf_counter() - t0
         result.update(outcome)
     except MemoryError:
         result.update(status="failed", message="out of memory while computing this study (see --max-memory-gb)")
@@ -88,6 +88,7 @@ def run_study(task: StudyTask) -> dict:
         result.update(status="failed", message=f"internal error {type(exc).__name__}: {exc}")
         tb = traceback.format_exc()
         atomic_write_text(study_dir / "traceback.txt", tb if task.keep_identifiers else redact(tb, task.redact))
+    compute_seconds = None if t0 is None else time.perf_counter() - t0  # until success or failure
     result.setdefault("levels", [])
     result["n_levels"] = len(result["levels"])
     result["software_version"] = __version__
@@ -98,12 +99,25 @@ def run_study(task: StudyTask) -> dict:
         result["message"] = redact(result["message"], task.redact)
         if "provenance" in result:
             result["provenance"] = redact_obj(result["provenance"], task.redact)
-        for name in result.get("files") or []:
-            if name.endswith(".json"):
-                redact_json_file(study_dir / name, task.redact)
+        for path in sorted(study_dir.glob("*.json")):  # plan.json and any other JSON the step wrote
+            redact_json_file(path, task.redact)
     result["seconds"] = time.perf_counter() - start
+    result = plain(result)  # what is returned is exactly what is read back on --resume
     write_result(study_dir, result)
     return result
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as plain JSON types (numpy scalars and arrays, enums, paths, tuples converted)."""
+    return json.loads(json.dumps(obj, default=_to_json))
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if hasattr(value, "value") and isinstance(value.value, (str, int, float)):  # enums
+        return value.value
+    return str(value)
 
 
 def plan_study(path: str, *, series: str | None, anchor: str | None, options: dict, study_dir: Path,
@@ -127,6 +141,10 @@ def plan_study(path: str, *, series: str | None, anchor: str | None, options: di
         "segmentation_method": getattr(plan.segmentation, "method", ""),
         "files": sorted(Path(p).relative_to(study_dir).as_posix() for p in files.values()),
     }
+
+
+#: Modules the default step imports lazily; process-pool workers import them at start-up.
+plan_study.preload = ("pvp_plan.pipeline", "pvp_plan.segment", "pvp_plan.needle", "pvp_plan.io")
 
 
 def research_columns(level_plan) -> dict:
@@ -175,8 +193,8 @@ def redact_json_file(path: Path, identifiers: tuple[str, ...]) -> bool:
 
 
 def write_result(study_dir: Path, result: dict) -> Path:
-    """Write ``result.json`` atomically (sorted keys, so equal results give equal files apart from timings)."""
-    return atomic_write_text(Path(study_dir) / RESULT_NAME, json.dumps(result, indent=1, sort_keys=True, default=str))
+    """Write ``result.json`` atomically. Key order is kept: it is the column order of the level rows."""
+    return atomic_write_text(Path(study_dir) / RESULT_NAME, json.dumps(result, indent=1, default=_to_json))
 
 
 def read_result(study_dir: Path) -> dict | None:
@@ -196,19 +214,27 @@ def resolve_callable(spec: str):
 
 
 def redact(text: str, identifiers: tuple[str, ...] | list[str]) -> str:
-    """``text`` with every identifier (paths, names, IDs, dates, UIDs) replaced by ``<redacted>``.
+    """``text`` with every identifier (paths, names, IDs, dates, UIDs) replaced.
 
-    Paths are replaced wherever they occur; other identifiers only as whole words; anything shaped like
-    a DICOM UID (five or more dot-separated numbers) becomes ``<uid>``.
+    Paths become ``<input>`` wherever they occur, other identifiers ``<redacted>`` only as whole words;
+    anything shaped like a DICOM UID (five or more dot-separated numbers) becomes ``<uid>``.
     """
-    for ident in sorted(set(identifiers), key=len, reverse=True):
-        if len(ident) < 3:
-            continue
-        if "/" in ident or "\\" in ident:
-            text = text.replace(ident, "<input>")
-        else:
-            text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(ident)}(?![A-Za-z0-9_])", "<redacted>", text)
+    paths, words = _patterns(tuple(sorted(set(identifiers))))
+    if paths is not None:
+        text = paths.sub("<input>", text)
+    if words is not None:
+        text = words.sub("<redacted>", text)
     return _UID_RE.sub("<uid>", text)
+
+
+@functools.lru_cache(maxsize=64)
+def _patterns(identifiers: tuple[str, ...]) -> tuple[re.Pattern | None, re.Pattern | None]:
+    """One compiled alternation for the paths and one for the words (longest first)."""
+    usable = sorted((i for i in identifiers if len(i) >= 3), key=len, reverse=True)
+    paths = [re.escape(i) for i in usable if "/" in i or "\\" in i]
+    words = [re.escape(i) for i in usable if not ("/" in i or "\\" in i)]
+    return (re.compile("|".join(paths)) if paths else None,
+            re.compile(rf"(?<![A-Za-z0-9_])(?:{'|'.join(words)})(?![A-Za-z0-9_])") if words else None)
 
 
 def redact_obj(obj: Any, identifiers: tuple[str, ...]) -> Any:

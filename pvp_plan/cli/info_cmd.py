@@ -22,9 +22,14 @@ def describe(ct, input_label: str) -> list[str]:
     """The lines ``pvp-plan info`` prints for a loaded :class:`~pvp_plan.io.CTVolume` (plain text)."""
     s = ct.series
     lines = [f"{input_label}  format: {s.source_format}"]
-    desc = s.series_description or "(no description)"
-    lines.append(f"chosen series: {s.series_uid or s.series_ref}  {desc}")
+    if s.source_format.startswith("dicom"):
+        lines.append(f"found: {1 + len(s.other_series)} CT image stack(s), {len(s.ignored)} ignored item(s)")
+        lines.append(f"chosen series: {s.series_uid or s.series_ref}  {s.series_description or '(no description)'}")
+    else:
+        lines.append(f"image file: {s.series_description}  (reference {s.series_ref})")
     details = [f"{s.n_files} file(s)"]
+    if s.source_format == "dicom-multiframe":
+        details.append(f"{ct.source_geometry.size_xyz[2]} frames")
     if s.manufacturer:
         details.append(f"manufacturer {s.manufacturer}")
     if s.convolution_kernel:
@@ -60,7 +65,7 @@ def describe(ct, input_label: str) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def info(
-        input: Path = typer.Argument(..., help="DICOM folder or file, DICOMDIR, NIfTI, NRRD or MHA/MHD."),
+        input: Path = typer.Argument(..., help="DICOM folder or file, DICOMDIR, NIfTI, NRRD or MHA/MHD."),  # noqa: B008
         series: str = typer.Option(None, "--series", help="SeriesInstanceUID to load when several are present."),
     ) -> None:
         """Describe a CT input without patient identifiers."""

@@ -19,7 +19,7 @@ def print_plan_table(plan) -> None:
                       ("Density HU", "left"), ("A/M/P mm", "right"), ("G", "center"), ("Wall", "left")):
         table.add_column(col, justify=just, no_wrap=True)
     short = {"osteoporotic": "osteop."}
-    for lp, r in zip(plan.levels, plan.table_rows()):
+    for lp, r in zip(plan.levels, plan.table_rows(), strict=True):
         vol = f"{r['body_volume_ml']:.1f}" if lp.plannable else "[dim]n/p[/dim]"
         fill = "—" if r["fill_low_ml"] is None else f"{r['fill_low_ml']:.1f}-{r['fill_high_ml']:.1f}"
         exceeds = "—" if r["exceeds_5ml_caution"] is None else ("[yellow]yes[/yellow]" if r["exceeds_5ml_caution"] else "no")

@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING
 from pvp_plan.errors import ExportError
 
 if TYPE_CHECKING:
+    from pvp_plan.io.ct_volume import CTVolume
     from pvp_plan.pipeline import CasePlan
 
-__all__ = ["SEG_FILENAME", "SR_FILENAME", "write_dicom_exports"]
+__all__ = ["SEG_FILENAME", "SR_FILENAME", "require_dicom_input", "write_dicom_exports"]
 
 SEG_FILENAME = "vertebral_bodies.seg.dcm"
 SR_FILENAME = "measurements.sr.dcm"
+
+
+def require_dicom_input(ct: CTVolume) -> None:
+    """Raise :class:`ExportError` unless ``ct`` came from DICOM; cheap, so the CLI can fail before planning."""
+    from pvp_plan.export.dicom_seg import require_dicom_input as check
+
+    check(ct)
 
 
 def write_dicom_exports(plan: CasePlan, out_dir: str | Path) -> dict[str, Path]:

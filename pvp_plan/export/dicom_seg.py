@@ -65,14 +65,19 @@ class SegExport:
     source_datasets: list[pydicom.Dataset]
 
 
-def read_source_headers(ct: CTVolume) -> list[pydicom.Dataset]:
-    """Headers of the CT's source DICOM instances; :class:`ExportError` when the input was not DICOM."""
-    files = ct.series.dicom_files
-    if not files or not str(ct.series.source_format).startswith("dicom"):
+def require_dicom_input(ct: CTVolume) -> None:
+    """Raise :class:`ExportError` unless ``ct`` was loaded from DICOM (cheap: call it before planning)."""
+    if not ct.series.dicom_files or not str(ct.series.source_format).startswith("dicom"):
         raise ExportError(
             f"{Path(ct.series.source_path).name}: DICOM SEG/SR export needs a DICOM input (the exports reference "
             f"the source CT instances); this input is {ct.series.source_format}. Run on the DICOM series instead"
         )
+
+
+def read_source_headers(ct: CTVolume) -> list[pydicom.Dataset]:
+    """Headers of the CT's source DICOM instances; :class:`ExportError` when the input was not DICOM."""
+    require_dicom_input(ct)
+    files = ct.series.dicom_files
     missing = [f for f in files if not Path(f).exists()]
     if missing:
         raise ExportError(f"{len(missing)} source DICOM files are gone (e.g. {Path(missing[0]).name}); "
@@ -219,16 +224,19 @@ def labels_on_source_frames(labels: np.ndarray, ct: CTVolume, ds: pydicom.Datase
 
     Nearest internal voxel; pixels outside the CT grid get 0.
     """
+    origin = np.asarray(ct.origin_lps_mm, dtype=float)
+    spacing = np.asarray(ct.spacing_xyz_mm, dtype=float)
+    nz, ny, nx = ct.shape
     out = []
     for position, step_col, step_row, rows, cols in frame_planes(ds):
-        r, c = np.mgrid[0:rows, 0:cols]
-        points = position + c[..., None] * step_col + r[..., None] * step_row
-        index = np.rint(ct.lps_to_index(points.reshape(-1, 3))).astype(np.int64)
-        inside = np.all((index >= 0) & (index < np.asarray(ct.shape)), axis=1)
-        frame = np.zeros(rows * cols, dtype=labels.dtype)
-        iz, iy, ix = index[inside].T
-        frame[inside] = labels[iz, iy, ix]
-        out.append(frame.reshape(rows, cols))
+        # the plane is affine: the fractional (x, y, z) index of pixel (r, c) is start + c * dc + r * dr
+        start, dc, dr = (position - origin) / spacing, step_col / spacing, step_row / spacing
+        r, c = np.arange(rows, dtype=float)[:, None], np.arange(cols, dtype=float)[None, :]
+        ix, iy, iz = (np.rint(start[k] + c * dc[k] + r * dr[k]).astype(np.int64) for k in range(3))
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (iz >= 0) & (iz < nz)
+        frame = np.zeros((rows, cols), dtype=labels.dtype)
+        frame[inside] = labels[iz[inside], iy[inside], ix[inside]]
+        out.append(frame)
     return np.stack(out)
 
 

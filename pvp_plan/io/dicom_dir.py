@@ -72,5 +72,5 @@ def referenced_files(ds: Dataset, dicomdir_path: Path) -> tuple[list[Path], list
                          "other file; copy the whole exported media, not only the DICOMDIR")
     warning = (f"DICOMDIR records ({len(listed)}) point to no existing file; scanned the DICOMDIR's folder instead"
                if listed else "DICOMDIR lists no image; scanned its folder instead")
-    logger.warning("%s: %s", dicomdir_path.name, warning)
+    logger.info("%s: %s", dicomdir_path.name, warning)
     return fallback, [warning]

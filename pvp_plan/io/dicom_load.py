@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from statistics import median
 
 import numpy as np
 
-from pvp_plan.errors import GeometryError, InputError
+from pvp_plan.errors import GeometryError
 from pvp_plan.io.ct_volume import CTVolume, SeriesInfo
 from pvp_plan.io.dicom_dir import is_dicomdir, referenced_files
 from pvp_plan.io.dicom_multiframe import frames_hu
@@ -49,11 +48,14 @@ def _load_scan(scan: ScanResult, *, what: Path, series: str | None, warnings: li
         thickness = chosen.frames.slice_thickness_mm
     else:
         pixels, stack, order, files, fmt = _singleframe_pixels(chosen)
-        thick = [h.slice_thickness_mm for h in chosen.group.headers if h.slice_thickness_mm is not None]
-        thickness = float(median(thick)) if thick else None
+        thickness, note = _slice_thickness([h.slice_thickness_mm for h in chosen.group.headers])
+        warnings = [*warnings, note] if note else warnings
     first = chosen.group.first
     grid = stack_to_lps(pixels, stack, what=str(what), tilt_header_deg=first.gantry_tilt_deg)
     del pixels
+    if not chosen.axial:
+        warnings = [*warnings, f"no axial CT stack in the input: loaded a {chosen.group.orientation_label} "
+                               "stack (reformat) instead; check that this is the series you meant"]
     if stack.normal[2] < 0 and len(files) == stack.n_slices:
         files = files[::-1]
     info = SeriesInfo(
@@ -73,6 +75,17 @@ def _load_scan(scan: ScanResult, *, what: Path, series: str | None, warnings: li
     )
     return CTVolume(hu=grid.hu, spacing_mm=grid.spacing_mm, origin_lps_mm=grid.origin_lps_mm, series=info,
                     source_geometry=grid.source, warnings=tuple(warnings) + grid.warnings)
+
+
+def _slice_thickness(values: list[float | None]) -> tuple[float | None, str | None]:
+    """The series' SliceThickness (mm), or None with a note when it varies or is missing."""
+    known = sorted({round(v, 2) for v in values if v is not None})
+    if not known:
+        return None, None
+    if known[-1] - known[0] <= 0.01:
+        return float(known[0]), None
+    return None, (f"slice thickness varies within the series ({', '.join(f'{v:g}' for v in known)} mm); "
+                  "reported as unknown")
 
 
 def _singleframe_pixels(chosen: Candidate):
@@ -101,7 +114,13 @@ def _singleframe_pixels(chosen: Candidate):
             decode(k)
     else:
         with ThreadPoolExecutor(MAX_WORKERS) as pool:
-            list(pool.map(decode, range(len(headers))))
+            futures = [pool.submit(decode, k) for k in range(len(headers))]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)  # stop decoding the rest on the first error
+                raise
     return out, stack, order, [h.path for h in sorted_headers], "dicom"
 
 
@@ -109,8 +128,6 @@ def _multiframe_pixels(chosen: Candidate):
     header = chosen.group.first
     frames = chosen.frames
     ds = read_dataset(header.path)
-    if (ds.get("Rows"), ds.get("Columns")) != (header.rows, header.columns):
-        raise InputError(f"{header.path}: header changed while reading")
     hu = frames_hu(ds, header.path, frames)
     o = np.asarray(frames.orientation, float)
     stack, order = make_stack(frames.positions_lps_mm, o[:3], o[3:], pixel_spacing_mm=frames.pixel_spacing_mm,

@@ -24,9 +24,9 @@ from pydicom.dataset import Dataset
 
 from pvp_plan.errors import GeometryError
 from pvp_plan.io.dicom_pixels import (
-    _padding_mask,
     check_plausible_hu,
     decode_stored,
+    padding_mask,
     rescale_is_integral,
     to_hu,
 )
@@ -144,9 +144,9 @@ def frames_hu(ds: Dataset, path: Path, geometry: FrameGeometry) -> np.ndarray:
         stored = stored[None]
     if stored.shape[0] != geometry.n_frames:
         raise GeometryError(f"{path}: decoded {stored.shape[0]} frames, header says {geometry.n_frames}")
-    integral = all(rescale_is_integral(s, i) for s, i in zip(geometry.slopes, geometry.intercepts))
+    integral = all(rescale_is_integral(s, i) for s, i in zip(geometry.slopes, geometry.intercepts, strict=True))
     dtype = np.dtype(np.int16 if integral else np.float32)
-    padding = _padding_mask(stored, ds)
+    padding = padding_mask(stored, ds)
     out = np.empty(stored.shape, dtype=dtype)
     for f in range(stored.shape[0]):
         out[f] = to_hu(stored[f], slope=geometry.slopes[f], intercept=geometry.intercepts[f],

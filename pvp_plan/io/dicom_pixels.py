@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pvp_plan.errors import InputError, PixelDataError
+from pvp_plan.io.dicom_scan import is_dicom_part10
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def decode_stored(ds: Dataset, path: Path) -> np.ndarray:
     return arr
 
 
-def _padding_mask(stored: np.ndarray, ds: Dataset) -> np.ndarray | None:
+def padding_mask(stored: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    """Pixels equal to PixelPaddingValue (or within it and PixelPaddingRangeLimit); None without padding."""
     pad = ds.get("PixelPaddingValue")
     if pad is None or not isinstance(pad, int | float):
         return None
@@ -143,9 +145,12 @@ def rescale_of(ds: Dataset) -> tuple[float, float]:
 
 
 def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
-    """Read one DICOM file, wrapping pydicom's exceptions into :class:`InputError`."""
+    """Read one DICOM file, wrapping pydicom's exceptions into :class:`InputError`.
+
+    Files without the Part 10 preamble (raw datasets from old exporters) are read with ``force``.
+    """
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=not is_dicom_part10(path))
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({exc}); pass a DICOM folder or file, a DICOMDIR, "
                          "NIfTI, NRRD or MHA/MHD") from exc
@@ -154,6 +159,19 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
     except Exception as exc:
         raise InputError(f"{path}: DICOM file cannot be parsed ({type(exc).__name__}: {str(exc)[:160]}); "
                          "the file is corrupt or truncated") from exc
+    _set_missing_transfer_syntax(ds)
+    return ds
+
+
+def _set_missing_transfer_syntax(ds: Dataset) -> None:
+    """A raw dataset (no file meta) gets the transfer syntax it was read with, so pixels can decode."""
+    if "TransferSyntaxUID" in getattr(ds, "file_meta", {}):
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if not hasattr(ds, "file_meta") or ds.file_meta is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                      ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
 
 
 def slice_hu(ds: Dataset, path: Path, *, out_dtype: np.dtype | None = None) -> np.ndarray:
@@ -168,7 +186,7 @@ def slice_hu(ds: Dataset, path: Path, *, out_dtype: np.dtype | None = None) -> n
     if stored.ndim != 2:
         raise PixelDataError(f"{path}: expected one 2-D frame, decoded shape {stored.shape}")
     slope, intercept = rescale_of(ds)
-    hu = to_hu(stored, slope=slope, intercept=intercept, padding=_padding_mask(stored, ds), out_dtype=out_dtype)
+    hu = to_hu(stored, slope=slope, intercept=intercept, padding=padding_mask(stored, ds), out_dtype=out_dtype)
     check_plausible_hu(hu, what=str(path))
     return hu
 
@@ -187,4 +205,4 @@ def frames_stored_and_padding(ds: Dataset, path: Path) -> tuple[np.ndarray, np.n
     stored = decode_stored(ds, path)
     if stored.ndim == 2:
         stored = stored[None]
-    return stored, _padding_mask(stored, ds)
+    return stored, padding_mask(stored, ds)

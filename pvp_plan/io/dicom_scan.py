@@ -36,15 +36,16 @@ CT_SOP_CLASSES = {CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE, LEGACY_ENHANCED_C
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 #: Orientation vectors are grouped after rounding to this many decimals.
 ORIENTATION_DECIMALS = 3
+NOT_DICOM = "not a DICOM file"
 #: Threads for header reads and pixel decoding.
-MAX_WORKERS = max(1, min(8, (os.cpu_count() or 1)))
+MAX_WORKERS = max(2, min(8, (os.cpu_count() or 1)))
 
 #: Header tags read during the scan; no patient identifiers among them.
 SCAN_TAGS = [
     "SOPClassUID", "Modality", "ImageType", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
     "SeriesDescription", "FrameOfReferenceUID", "Rows", "Columns", "NumberOfFrames", "ImagePositionPatient",
     "ImageOrientationPatient", "PixelSpacing", "SliceThickness", "Manufacturer", "ConvolutionKernel",
-    "InstanceNumber", "GantryDetectorTilt", "RescaleSlope", "RescaleIntercept", "SamplesPerPixel",
+    "InstanceNumber", "AcquisitionNumber", "GantryDetectorTilt", "RescaleSlope", "RescaleIntercept", "SamplesPerPixel",
     "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "GridFrameOffsetVector",
     "PixelPaddingValue",
 ]
@@ -91,6 +92,7 @@ class DicomHeader:
     manufacturer: str
     kernel: str
     instance_number: int | None
+    acquisition_number: int | None
     gantry_tilt_deg: float | None
     rescale: tuple[float, float] = (1.0, 0.0)
     dataset: Dataset | None = field(default=None, repr=False)
@@ -131,14 +133,26 @@ def _int(value) -> int | None:
         return None
 
 
-def is_dicom_part10(path: Path) -> bool:
-    """True when the file carries the DICOM Part 10 preamble ('DICM' at byte 128)."""
+def _head(path: Path) -> bytes:
     try:
         with open(path, "rb") as fh:
-            head = fh.read(132)
+            return fh.read(132)
     except OSError:
-        return False
+        return b""
+
+
+def is_dicom_part10(path: Path) -> bool:
+    """True when the file carries the DICOM Part 10 preamble ('DICM' at byte 128)."""
+    head = _head(path)
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """Part 10 file, or a raw dataset without preamble starting with a group 0x0002/0x0008 element."""
+    head = _head(path)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return True
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00")
 
 
 def header_from_dataset(ds: Dataset, path: Path) -> DicomHeader:
@@ -176,6 +190,7 @@ def header_from_dataset(ds: Dataset, path: Path) -> DicomHeader:
         manufacturer=str(ds.get("Manufacturer", "") or ""),
         kernel=str(kernel or ""),
         instance_number=_int(ds.get("InstanceNumber")),
+        acquisition_number=_int(ds.get("AcquisitionNumber")),
         gantry_tilt_deg=_float(ds.get("GantryDetectorTilt")),
         rescale=(_float(ds.get("RescaleSlope")) or 1.0, _float(ds.get("RescaleIntercept")) or 0.0),
     )
@@ -183,13 +198,16 @@ def header_from_dataset(ds: Dataset, path: Path) -> DicomHeader:
 
 def read_header(path: Path) -> DicomHeader | IgnoredInput:
     """Read one file's header; an :class:`IgnoredInput` when it is not a readable DICOM file."""
-    if not is_dicom_part10(path):
-        return IgnoredInput(path.name, "not a DICOM Part 10 file")
+    if not looks_like_dicom(path):
+        return IgnoredInput(path.name, NOT_DICOM)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=SCAN_TAGS)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=SCAN_TAGS, force=not is_dicom_part10(path))
     except Exception as exc:  # corrupt header: record and go on with the other files
         return IgnoredInput(path.name, f"unreadable DICOM header ({type(exc).__name__}: {str(exc)[:80]})")
-    header = header_from_dataset(ds, path)
+    try:
+        header = header_from_dataset(ds, path)
+    except Exception as exc:  # malformed values are converted lazily by pydicom
+        return IgnoredInput(path.name, f"malformed DICOM header ({type(exc).__name__}: {str(exc)[:80]})")
     if header.n_frames > 1:  # keep the functional groups for the frame geometry
         object.__setattr__(header, "dataset", ds)
     return header
@@ -279,7 +297,7 @@ def group_headers(headers: list[DicomHeader | IgnoredInput], *, root: Path) -> S
         if isinstance(h, IgnoredInput):
             ignored.append(h)
             continue
-        if h.modality:
+        if h.modality and h.rows is not None:  # images only (an SR or dose report says nothing of the study)
             modalities[h.modality] += 1
         reason = classify(h)
         if reason:
@@ -297,9 +315,34 @@ def group_headers(headers: list[DicomHeader | IgnoredInput], *, root: Path) -> S
                 by_orient[_orientation_key(h)].append(h)
         for members in by_orient.values():
             label = describe_orientation(members[0].normal) if members[0].normal is not None else "unknown"
-            groups.append(StackGroup(key, members, label))
+            groups.extend(StackGroup(key, part, label) for part in _split_acquisitions(members))
     groups = _drop_single_non_axial(groups, ignored, root)
     return ScanResult(groups=groups, ignored=ignored, modalities=dict(modalities), n_files=n_files)
+
+
+def _has_duplicate_positions(headers: list[DicomHeader]) -> bool:
+    normal = headers[0].normal
+    if normal is None:
+        return False
+    offsets = np.round(np.array([h.position for h in headers], float) @ normal, 2)
+    return len(set(offsets.tolist())) < len(headers)
+
+
+def _split_acquisitions(members: list[DicomHeader]) -> list[list[DicomHeader]]:
+    """Slices sharing positions (several phases/acquisitions in one series) split by AcquisitionNumber.
+
+    The split is kept only when it removes every duplicate; otherwise the group stays whole and the
+    stack builder reports the duplicate positions.
+    """
+    if len(members) < 2 or not _has_duplicate_positions(members):
+        return [members]
+    parts: dict[int | None, list[DicomHeader]] = defaultdict(list)
+    for h in members:
+        parts[h.acquisition_number].append(h)
+    if len(parts) > 1 and not any(_has_duplicate_positions(p) for p in parts.values()):
+        logger.info("series split into %d acquisitions sharing slice positions", len(parts))
+        return [parts[k] for k in sorted(parts, key=lambda v: (v is None, v or 0))]
+    return [members]
 
 
 def _drop_single_non_axial(groups: list[StackGroup], ignored: list[IgnoredInput], root: Path) -> list[StackGroup]:

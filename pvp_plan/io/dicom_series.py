@@ -27,7 +27,8 @@ import numpy as np
 from pvp_plan.errors import GeometryError, SeriesError
 from pvp_plan.io.ct_volume import IgnoredInput, SeriesCandidate
 from pvp_plan.io.dicom_multiframe import FrameGeometry, frame_geometry
-from pvp_plan.io.dicom_scan import ScanResult, StackGroup
+from pvp_plan.io.dicom_scan import NOT_DICOM, ScanResult, StackGroup
+from pvp_plan.io.image_files import image_format
 from pvp_plan.io.slice_stack import MIN_SLICES
 
 logger = logging.getLogger(__name__)
@@ -112,14 +113,14 @@ def _mark_inconsistent_sizes(cands: list[Candidate]) -> None:
         key = (h.series_key, tuple(np.round(h.orientation, 3)) if h.orientation else None)
         by_key.setdefault(key, []).append(c)
     for same in by_key.values():
-        if len(same) < 2:
-            continue
         sizes = Counter()
         example = {}
         for c in same:
             size = (c.group.first.rows, c.group.first.columns)
             sizes[size] += c.n_slices
             example[size] = c.group.first.path.name
+        if len(sizes) < 2:
+            continue
         desc = ", ".join(f"{r} x {cl} in {n} file(s) (e.g. {example[(r, cl)]})" for (r, cl), n in sizes.items())
         for c in same:
             c.problem = (f"series {c.group.first.series_uid or c.group.first.series_key}: inconsistent rows/columns "
@@ -203,10 +204,12 @@ def _no_stack_error(scan: ScanResult, what: Path) -> SeriesError:
         main = max(non_ct, key=non_ct.get)
         return SeriesError(f"{what}: this is {main}, pvp-plan needs CT (found {mods} image(s)); "
                            "pass the patient's CT series")
-    n_dicom = sum(1 for i in scan.ignored if i.reason != "not a DICOM Part 10 file")
+    n_dicom = sum(1 for i in scan.ignored if i.reason != NOT_DICOM)
     if n_dicom == 0:
-        return SeriesError(f"{what}: no DICOM files among {scan.n_files} file(s); pass a folder of DICOM CT images, "
-                           "a DICOMDIR, or a NIfTI/NRRD/MHA file")
-    reasons = Counter(i.reason for i in scan.ignored if i.reason != "not a DICOM Part 10 file")
+        images = [i.what for i in scan.ignored if image_format(Path(i.what)) is not None]
+        hint = f" (found {images[0]}: pass that file itself)" if images else ""
+        return SeriesError(f"{what}: no DICOM files among {scan.n_files} file(s){hint}; pass a folder of DICOM CT "
+                           "images, a DICOMDIR, or a NIfTI/NRRD/MHA file")
+    reasons = Counter(i.reason for i in scan.ignored if i.reason != NOT_DICOM)
     summary = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(4))
     return SeriesError(f"{what}: no axial CT image stack found (ignored: {summary}); pass the CT series itself")

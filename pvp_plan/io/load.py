@@ -19,7 +19,7 @@ from pathlib import Path
 from pvp_plan.errors import InputError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.io.dicom_load import load_dicom_file, load_dicom_folder
-from pvp_plan.io.dicom_scan import is_dicom_part10
+from pvp_plan.io.dicom_scan import looks_like_dicom
 from pvp_plan.io.image_files import IMAGE_SUFFIXES, image_format, load_image_file, volume_from_image
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def load_ct(path: str | Path, series: str | None = None) -> CTVolume:
         if series is not None:
             logger.warning("--series is ignored for %s files", fmt)
         return load_image_file(path, source_format=fmt)
-    if not is_dicom_part10(path):
+    if not looks_like_dicom(path):
         raise InputError(
             f"{path}: neither DICOM (no 'DICM' marker) nor a supported image file "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}); pass a DICOM folder or file, a DICOMDIR, NIfTI, NRRD or MHA/MHD"

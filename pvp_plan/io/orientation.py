@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -86,15 +87,6 @@ def stack_source_geometry(stack: SliceStack, report: StackReport) -> SourceGeome
     )
 
 
-def _axis_map(directions: list[np.ndarray]) -> list[tuple[int, int]]:
-    """For source axes (j, i, k) given as LPS vectors: (LPS axis index, sign) of each."""
-    out = []
-    for d in directions:
-        axis = int(np.argmax(np.abs(d)))
-        out.append((axis, 1 if d[axis] > 0 else -1))
-    return out
-
-
 def exact_to_lps(pixels_kij: np.ndarray, stack: SliceStack, *, slice_spacing_mm: float) -> tuple[
         np.ndarray, tuple[float, float, float], tuple[float, float, float]]:
     """Transpose and flip an axis-aligned, evenly spaced stack onto the LPS grid (no interpolation).
@@ -113,30 +105,22 @@ def exact_to_lps(pixels_kij: np.ndarray, stack: SliceStack, *, slice_spacing_mm:
     hu_zyx, spacing_zyx_mm, origin_lps_mm
     """
     dy, dx = stack.pixel_spacing_mm
-    dirs = [stack.row_dir, stack.col_dir, stack.normal]  # source axes j, i, k
-    steps = [dx, dy, slice_spacing_mm]
-    amap = _axis_map(dirs)
-    src_axis_of_array = {"j": 2, "i": 1, "k": 0}
-    names = ["j", "i", "k"]
-    # internal array axis order (z, y, x) = LPS axes (2, 1, 0)
-    perm, spacing, flips = [], [], []
-    for lps_axis in (2, 1, 0):
-        src = next(n for n, (a, _) in zip(names, amap) if a == lps_axis)
-        perm.append(src_axis_of_array[src])
-        spacing.append(steps[names.index(src)])
-        flips.append(amap[names.index(src)][1] < 0)
+    # source array axes (k, i, j): LPS direction and step (mm) of each
+    dirs = (stack.normal, stack.col_dir, stack.row_dir)
+    steps = (slice_spacing_mm, dy, dx)
+    lps_axis = [int(np.argmax(np.abs(d))) for d in dirs]
+    negative = [bool(d[a] < 0) for d, a in zip(dirs, lps_axis, strict=True)]
+    perm = [lps_axis.index(2), lps_axis.index(1), lps_axis.index(0)]  # internal (z, y, x) = LPS axes (2, 1, 0)
     hu = np.transpose(pixels_kij, perm)
-    for axis, flip in enumerate(flips):
-        if flip:
-            hu = np.flip(hu, axis=axis)
-    # LPS position of the source voxel that became internal index (0, 0, 0)
+    flips = tuple(axis for axis, src in enumerate(perm) if negative[src])
+    if flips:
+        hu = np.flip(hu, axis=flips)
+    # LPS position of the source voxel that became internal index (0, 0, 0): the far end of each flipped axis
     origin = stack.positions_lps_mm[0].copy()
-    sizes = {"j": pixels_kij.shape[2], "i": pixels_kij.shape[1], "k": pixels_kij.shape[0]}
-    for n, d, step in zip(names, dirs, steps):
-        _, sign = amap[names.index(n)]
-        if sign < 0:
-            origin = origin + (sizes[n] - 1) * step * d
-    # slices of the stack are not all through positions[0] + k * step * normal exactly
+    for src in range(3):
+        if negative[src]:
+            origin = origin + (pixels_kij.shape[src] - 1) * steps[src] * dirs[src]
+    spacing = [steps[src] for src in perm]
     return np.ascontiguousarray(hu), tuple(float(v) for v in spacing), tuple(float(v) for v in origin)
 
 
@@ -144,12 +128,8 @@ def _output_grid(stack: SliceStack, spacing_zyx_mm: tuple[float, float, float]) 
     """Origin (LPS) and size (z, y, x) of the LPS box holding every source pixel centre."""
     rows, cols = stack.shape_ij
     dy, dx = stack.pixel_spacing_mm
-    corners = []
-    for p in (stack.positions_lps_mm[0], stack.positions_lps_mm[-1]):
-        for i in (0, rows - 1):
-            for j in (0, cols - 1):
-                corners.append(p + j * dx * stack.row_dir + i * dy * stack.col_dir)
-    corners = np.array(corners)
+    in_plane = np.array([j * dx * stack.row_dir + i * dy * stack.col_dir for i in (0, rows - 1) for j in (0, cols - 1)])
+    corners = (stack.positions_lps_mm[:, None, :] + in_plane[None, :, :]).reshape(-1, 3)
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     spacing_xyz = np.asarray(spacing_zyx_mm[::-1], float)
     size_xyz = np.floor((hi - lo) / spacing_xyz + 1e-6).astype(int) + 1
@@ -272,7 +252,7 @@ def stack_to_lps(pixels_kij: np.ndarray, stack: SliceStack, *, what: str,
     spacing = _resampled_spacing(stack, report)
     hu, origin = resample_to_lps(pixels_kij, stack, spacing_zyx_mm=spacing)
     for w in warnings:
-        logger.info("%s: %s", what, w)
+        logger.info("%s: %s", Path(what).name, w)
     return LpsGrid(hu, spacing, origin, source, report, tuple(warnings))
 
 

@@ -31,6 +31,12 @@ class TrabecularDensity:
         Share of the trabecular region in the largest connected cluster below ``low_hu``.
     high_fraction, high_cluster_fraction : float
         The same above ``high_hu``.
+    smoothed_sd_robust : float
+        Robust standard deviation (1.4826 x MAD) of the smoothed HU in the trabecular region (noise + texture).
+    low_hu_used, high_hu_used : float
+        Cut-offs actually applied: ``low_hu`` is lowered to ``median - noise_sd * sd`` when noise would otherwise
+        make the tail of normal or osteoporotic bone count as a lesion (kept when the median itself is below
+        ``low_hu``: diffuse replacement); ``high_hu`` is used as given.
     low_cluster_center_zyx : tuple of float or None
         Voxel index (z, y, x) of the largest low cluster's centre (for report images).
     high_cluster_center_zyx : tuple of float or None
@@ -50,6 +56,9 @@ class TrabecularDensity:
     high_cluster_fraction: float
     low_cluster_center_zyx: tuple[float, float, float] | None = None
     high_cluster_center_zyx: tuple[float, float, float] | None = None
+    smoothed_sd_robust: float | None = None
+    low_hu_used: float | None = None
+    high_hu_used: float | None = None
 
 
 def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float
@@ -77,7 +86,7 @@ def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] |
 
 
 def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float, float, float],
-                       margin_mm: float, low_hu: float, high_hu: float) -> TrabecularDensity:
+                       margin_mm: float, low_hu: float, high_hu: float, noise_sd: float = 3.0) -> TrabecularDensity:
     """HU statistics of a body's trabecular region and its low-/high-density clusters.
 
     Parameters
@@ -91,6 +100,9 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
         Distance from the body surface excluded from the statistics (cortex).
     low_hu, high_hu : float
         Soft-tissue (lytic) and sclerotic cut-offs for the cluster fractions.
+    noise_sd : float
+        A voxel only counts as low when it also lies ``noise_sd`` robust standard deviations below the median,
+        so noise tails of noisy or osteoporotic bone are not read as lesions.
     """
     mask = np.asarray(mask, dtype=bool)
     sl = ndimage.find_objects(mask.astype(np.uint8))[0]
@@ -102,8 +114,15 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     sigma = [SMOOTHING_SIGMA_MM / s for s in spacing_mm]
     smooth = ndimage.gaussian_filter(h, sigma)
     n = int(vals.size)
-    low_n, low_c = _largest_cluster(region & (smooth < low_hu))
-    high_n, high_c = _largest_cluster(region & (smooth > high_hu))
+    sm = smooth[region]
+    med = float(np.median(sm))
+    sd = 1.4826 * float(np.median(np.abs(sm - med)))
+    # a diffusely soft-tissue body (median below low_hu) keeps the cut-off; otherwise noise tails must not count
+    low_used = low_hu if med < low_hu else min(low_hu, med - noise_sd * sd)
+    high_used = high_hu  # sclerotic cut-offs sit many noise SDs above normal trabecular bone
+    low_sel, high_sel = region & (smooth < low_used), region & (smooth > high_used)
+    low_n, low_c = _largest_cluster(low_sel)
+    high_n, high_c = _largest_cluster(high_sel)
     offset = np.array([s.start for s in sl], dtype=float)
 
     def shift(c: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
@@ -112,9 +131,10 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     return TrabecularDensity(
         hu_mean=float(vals.mean()), hu_median=float(np.median(vals)), hu_p05=float(np.percentile(vals, 5)),
         hu_p95=float(np.percentile(vals, 95)), hu_std=float(vals.std()), n_voxels=n, margin_mm=used,
-        low_fraction=float(np.count_nonzero(region & (smooth < low_hu)) / n),
+        low_fraction=float(np.count_nonzero(low_sel) / n),
         low_cluster_fraction=low_n / n,
-        high_fraction=float(np.count_nonzero(region & (smooth > high_hu)) / n),
+        high_fraction=float(np.count_nonzero(high_sel) / n),
         high_cluster_fraction=high_n / n,
         low_cluster_center_zyx=shift(low_c), high_cluster_center_zyx=shift(high_c),
+        smoothed_sd_robust=sd, low_hu_used=low_used, high_hu_used=high_used,
     )

@@ -19,6 +19,7 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
     mixed: both; otherwise osteoporotic when the median is <= ``osteoporosis_hu`` (Pickhardt 2013), else normal.
     """
     t = thresholds
+    low_used = t.lytic_hu if td.low_hu_used is None else td.low_hu_used
     sclerotic = td.high_cluster_fraction >= t.sclerotic_min_fraction
     lytic = td.low_cluster_fraction >= t.lytic_min_fraction
     if sclerotic and lytic:
@@ -47,7 +48,8 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
         density_class=cls, hu_mean=td.hu_mean, hu_median=td.hu_median, hu_p05=td.hu_p05, hu_p95=td.hu_p95,
         hu_std=td.hu_std, lytic_fraction=td.low_fraction, lytic_cluster_fraction=td.low_cluster_fraction,
         sclerotic_fraction=td.high_fraction, sclerotic_cluster_fraction=td.high_cluster_fraction,
-        margin_mm=td.margin_mm, thresholds=t.to_dict(), osteoporosis_note=note, location_zyx=location,
+        margin_mm=td.margin_mm, thresholds={**t.to_dict(), "lytic_hu_applied": round(low_used, 1)},
+        osteoporosis_note=note, location_zyx=location,
     )
     notices = []
     if cls in ("sclerotic", "mixed"):
@@ -62,7 +64,8 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
         notices.append(Notice(
             code="lytic_density",
             message=(f"pvp-plan measurement: {level} has a soft-tissue-density (lytic-type) region: "
-                     f"{td.low_cluster_fraction:.0%} of the trabecular bone below {t.lytic_hu:g} HU in one cluster. "
+                     f"{td.low_cluster_fraction:.1%} of the trabecular bone below {low_used:.0f} HU in one cluster "
+                     f"(median {td.hu_median:.0f} HU). "
                      "Check the cortex and the posterior wall before injecting."),
             source="pvp-plan measurement", severity=Severity.CAUTION))
     if cls == "osteoporotic":

@@ -36,11 +36,11 @@ def crop_box(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin
     idx = np.argwhere(mask)
     lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
     pad = np.ceil(margin_mm / np.asarray(spacing_mm)).astype(int)
-    return tuple(slice(max(int(a - p), 0), min(int(b + p), n)) for a, b, p, n in zip(lo, hi, pad, mask.shape))
+    return tuple(slice(max(int(a - p), 0), min(int(b + p), n)) for a, b, p, n in zip(lo, hi, pad, mask.shape, strict=True))
 
 
 def _shift(loc: tuple[float, float, float] | None, box: tuple[slice, ...]) -> tuple[float, float, float] | None:
-    return None if loc is None else tuple(float(v + s.start) for v, s in zip(loc, box))
+    return None if loc is None else tuple(float(v + s.start) for v, s in zip(loc, box, strict=True))
 
 
 def measure_heights(segmentation: Segmentation, level: Level) -> tuple[BodyHeights, BodyFrame] | None:
@@ -82,7 +82,8 @@ def assess_level(ct: CTVolume, segmentation: Segmentation, level: Level | str, *
     notices: list[Notice] = []
     frame = body_frame(mask, spacing_mm=sp, axis_lps=body.axis_lps)
     td = trabecular_density(hu, mask, spacing_mm=sp, margin_mm=thresholds.cortex_margin_mm,
-                            low_hu=thresholds.lytic_hu, high_hu=thresholds.sclerotic_hu)
+                            low_hu=thresholds.lytic_hu, high_hu=thresholds.sclerotic_hu,
+                            noise_sd=thresholds.lytic_noise_sd)
     density, n = classify_density(td, thresholds=thresholds, level=name)
     density = _with_location(density, box)
     notices += n

@@ -116,20 +116,26 @@ class CollapseAssessment:
     anterior_mm: float | None
     middle_mm: float | None
     posterior_mm: float | None
-    own_ratio: float | None  # min(anterior, middle) / posterior
-    neighbour_ratio: float | None  # min over heights of height / mean of the neighbours' same height
+    own_ratio: float | None  # min(wedge_ratio, biconcave_ratio)
+    neighbour_ratio: float | None  # mean of own heights / mean of the neighbours' mean heights
     height_loss: float | None
     genant_grade: int | None
     genant_name: str | None
     vertebra_plana: bool
     neighbours: tuple[str, ...] = ()
+    wedge_ratio: float | None = None  # anterior / posterior margin height (fitted line)
+    biconcave_ratio: float | None = None  # middle / posterior height
+    anterior_margin_mm: float | None = None
+    posterior_margin_mm: float | None = None
 
     def to_dict(self) -> dict:
         return {
             "heights_mm": {"anterior": _r(self.anterior_mm), "middle": _r(self.middle_mm),
                            "posterior": _r(self.posterior_mm)},
+            "margin_heights_mm": {"anterior": _r(self.anterior_margin_mm), "posterior": _r(self.posterior_margin_mm)},
             "axis": "spine's own cranio-caudal axis at this body",
-            "ratio_to_own_posterior": _r(self.own_ratio, 2), "ratio_to_neighbours": _r(self.neighbour_ratio, 2),
+            "ratio_to_own_posterior": _r(self.own_ratio, 2), "wedge_ratio": _r(self.wedge_ratio, 2),
+            "biconcave_ratio": _r(self.biconcave_ratio, 2), "ratio_to_neighbours": _r(self.neighbour_ratio, 2),
             "neighbours_used": list(self.neighbours), "height_loss": _r(self.height_loss, 2),
             "genant_grade": self.genant_grade, "genant": self.genant_name, "vertebra_plana": self.vertebra_plana,
         }

@@ -10,8 +10,9 @@ from pvp_plan.measure.wall import PosteriorWall
 from pvp_plan.messages import Notice, Severity
 from pvp_plan.plan.types import WallBreach
 from pvp_plan.rules.collapse import (
-    WALL_BREACH_RISK,
     WALL_BONE_HU,
+    WALL_BREACH_RISK,
+    WALL_GAP_GROW_FRACTION,
     WALL_MIN_LENGTH_MM,
     WALL_MIN_PATCH_FRACTION,
     WALL_PROTRUSION_MM,
@@ -36,6 +37,10 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
                 ) -> tuple[WallBreach, tuple[Notice, ...]]:
     """Flag a posterior wall breach when one connected patch of gaps or protrusion is large enough.
 
+    A gap patch has a core of soft-tissue density across the wall (no sample within 3 mm of the boundary
+    reaches ``WALL_BONE_HU``) and extends to the surrounding points below ``WALL_GAP_GROW_FRACTION`` of the
+    wall's median HU (the blurred rim of the hole).
+
     Confidence rises with the patch size (relative to the minimum), the depth of the HU drop below the
     cortex threshold or the protrusion, and falls with coarse voxels (> 1.5 mm).
     """
@@ -47,9 +52,13 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
                           finding="posterior wall not assessable"), (Notice(
                               code="wall_not_assessed", message=f"{level}: posterior wall could not be assessed.",
                               source="pvp-plan measurement", severity=Severity.CAUTION),)
-    gap = ok & (np.nan_to_num(wall.wall_hu, nan=1e4) < WALL_BONE_HU.value)
-    protr = ok & (np.nan_to_num(wall.protrusion_mm, nan=0.0) >= WALL_PROTRUSION_MM.value)
-    bad = ndimage.binary_opening(gap | protr) & ok
+    hu = np.nan_to_num(wall.wall_hu, nan=1e4)
+    seeds = ndimage.binary_opening(ok & (hu < WALL_BONE_HU.value)) & ok
+    grow_hu = max(WALL_BONE_HU.value, WALL_GAP_GROW_FRACTION.value * float(np.nanmedian(wall.wall_hu[ok])))
+    rim, _ = ndimage.label(ok & (hu < grow_hu))
+    gap = np.isin(rim, np.unique(rim[seeds])) & (rim > 0)  # low-HU patches that hold a soft-tissue core
+    protr = ndimage.binary_opening(ok & (np.nan_to_num(wall.protrusion_mm, nan=0.0) >= WALL_PROTRUSION_MM.value))
+    bad = (gap | protr) & ok
     lab, n = ndimage.label(bad)
     gap_fraction = np.count_nonzero(gap) / n_wall
     prot_max = float(np.nanmax(np.where(ok, wall.protrusion_mm, np.nan))) if np.isfinite(wall.protrusion_mm).any() else None
@@ -67,7 +76,7 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
     if best is None:
         return WallBreach(flag=False, confidence=_confidence_normal(wall, ok, spacing_mm), missing_fraction=0.0,
                           gap_fraction=gap_fraction, protrusion_max_mm=prot_max, extent_mm=None,
-                          craniocaudal_length_mm=None, side=None, finding="cortex continuous"), ()
+                          craniocaudal_length_mm=None, side=None, finding="no breach detected"), ()
     patch, frac, length = best
     rows = np.flatnonzero(patch.any(axis=1))
     extent = (float(wall.axial_mm[rows.min()]), float(wall.axial_mm[rows.max()]))
@@ -87,7 +96,7 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
         return WallBreach(flag=False, confidence=_confidence_normal(wall, ok, spacing_mm), missing_fraction=frac,
                           gap_fraction=gap_fraction, protrusion_max_mm=prot_max, extent_mm=None,
                           craniocaudal_length_mm=None, side=None,
-                          finding=f"cortex continuous (largest {finding} patch {frac:.0%} of the wall, "
+                          finding=f"no breach detected (largest {finding} patch {frac:.0%} of the wall, "
                                   f"{length:.0f} mm: below the flag size)"), ()
     size_term = min(1.0, frac / (2.0 * WALL_MIN_PATCH_FRACTION.value))
     hu_drop = np.nanmedian(WALL_BONE_HU.value - wall.wall_hu[patch & gap]) if (patch & gap).any() else 0.0

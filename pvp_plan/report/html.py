@@ -25,7 +25,7 @@ h1{font-size:1.4rem;margin:.2em 0}h2{font-size:1.15rem;margin:1.2em 0 .4em}h3{fo
 .notice.caution{border-color:#ff9500;background:#fff8ef}.notice.warning{border-color:#ff3b30;background:#fff1f0}
 .src{display:block;color:#666;font-size:.8rem;margin-top:2px}
 .figs{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-start}
-figure{margin:0;flex:1 1 300px;max-width:100%}figure img{width:100%;height:auto;border-radius:6px;display:block;background:#000}
+figure{margin:0;flex:1 1 260px;max-width:380px}figure.overview{max-width:520px;margin:0 auto}figure img{width:100%;height:auto;border-radius:6px;display:block;background:#000}
 figcaption{font-size:.85rem;color:#444;margin-top:4px}
 .tablewrap{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:.88rem;background:#fff}
@@ -37,7 +37,7 @@ dl.kv{display:grid;grid-template-columns:minmax(9em,max-content) 1fr;gap:2px 12p
 dl.kv dt{color:#555}dl.kv dd{margin:0}
 .conflict{background:#fff8ef;border:1px dashed #ff9500;border-radius:6px;padding:6px 8px;margin:6px 0}
 .context{color:#555;font-style:italic}
-@media (max-width:600px){body{padding:6px;font-size:15px}.card{padding:10px}dl.kv{grid-template-columns:1fr}
+@media (max-width:600px){body{padding:6px;font-size:15px}figure{max-width:100%}.card{padding:10px}dl.kv{grid-template-columns:1fr}
  dl.kv dt{font-weight:600;color:#333;margin-top:4px}}
 """
 
@@ -69,7 +69,7 @@ def _table(plan) -> str:
             "<th>Ant. 2/3 mL</th><th>Density</th><th>HU med.</th><th>A/M/P mm</th><th>Genant</th>"
             "<th>Post. wall</th><th>Needles</th></tr>")
     rows = []
-    for lp, r in zip(plan.levels, plan.table_rows()):
+    for lp, r in zip(plan.levels, plan.table_rows(), strict=True):
         fill = "—" if r["fill_low_ml"] is None else f"{r['fill_low_ml']:.1f}-{r['fill_high_ml']:.1f}"
         heights = "/".join("—" if r[k] is None else f"{r[k]:.0f}" for k in ("anterior_mm", "middle_mm", "posterior_mm"))
         dens = r["density_class"] or "—"
@@ -89,6 +89,35 @@ def _table(plan) -> str:
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
 
 
+#: Level notices summarised once in the "Cement volume" card instead of repeated on every level.
+_SUMMARISED = ("fill_exceeds_5ml", "posterior_third_stop", "typical_volume", "biomechanics_context")
+
+
+def _cement_card(plan) -> str:
+    """CQ5's figures and advice, stated once, with the conflict spelled out."""
+    from pvp_plan.rules import cement
+
+    fills = [lp.fill for lp in plan.levels if lp.fill is not None]
+    if not fills:
+        return ""
+    over = [lp.level for lp in plan.levels if lp.fill is not None and lp.fill.exceeds_5ml_caution]
+    conflict = (f"<p class='conflict'>For {_e(', '.join(over))} the 50-70% figure exceeds the "
+                f"{cement.CAUTION_VOLUME_ML.value:g} mL caution. Both figures are shown; neither is hidden.</p>"
+                if over else "")
+    return (
+        "<h2>Cement volume (JSIR 2019, CQ5)</h2><div class='card'>"
+        "<ul><li><b>No fixed upper limit</b> for cement (CQ5).</li>"
+        "<li>One reference puts sufficient fill at <b>50-70% of the vertebral-body volume</b>.</li>"
+        "<li>Several reports advise <b>5 mL or less</b>; usually 3-5 mL is injected.</li>"
+        "<li>Inject from the anterior body; <b>stop when cement reaches the posterior third</b> of the body "
+        "(the 'anterior 2/3' volume per level below), or <b>at once on any leak</b>.</li>"
+        "<li>Typical volumes: myeloma about 2.5 mL thoracic / 4.5 mL lumbar; osteoporotic fractures about "
+        "3 / 5 mL.</li></ul>" + conflict +
+        "<p class='context'>Context, not guideline: in cadaver studies about 16% fill restored strength and about "
+        "30% restored stiffness (Molloy 2003).</p><p>The operator decides the volume during the procedure.</p>"
+        "</div>")
+
+
 def _level_card(plan, lp) -> str:
     parts = [f'<section class="card" id="{_e(lp.level)}"><h3>{_swatch(lp.label)}{_e(lp.level)}'
              + (f' — <span class="flag">{_e(", ".join(lp.flags))}</span>' if lp.flags else "") + "</h3>"]
@@ -101,12 +130,7 @@ def _level_card(plan, lp) -> str:
     f = lp.fill
     if f is not None:
         kv.append(("CQ5 fill 50-70%", f"{f.low_ml:.1f}-{f.high_ml:.1f} mL (one reference; no fixed upper limit)"))
-        kv.append(("CQ5 volume caution", f"&le; {f.caution_ml:g} mL advised by several reports (usually "
-                                         f"{f.usual_low_ml:g}-{f.usual_high_ml:g} mL)"))
-        kv.append(("Anterior to posterior third", _num(f.posterior_third_stop_ml, unit=" mL")
-                   + " — stop when cement reaches the posterior third, or at once on any leak (CQ5)"))
-        kv.append((f"Typical ({_e(f.region)})", f"myeloma about {f.typical_myeloma_ml:g} mL; osteoporotic about "
-                                               f"{f.typical_osteoporotic_ml:g} mL"))
+        kv.append(("Anterior 2/3 (to the posterior third)", _num(f.posterior_third_stop_ml, unit=" mL")))
     d = lp.density
     if d is not None:
         kv.append(("Density", f"{_e(d.density_class)}: median {d.hu_median:.0f} HU (mean {d.hu_mean:.0f}, 5-95% "
@@ -116,15 +140,17 @@ def _level_card(plan, lp) -> str:
     c = lp.collapse
     if c is not None:
         loss = "not measured" if c.height_loss is None else f"{c.height_loss:.0%}"
+        margins = ("" if c.anterior_margin_mm is None or c.posterior_margin_mm is None else
+                   f"; margins (fitted) anterior {c.anterior_margin_mm:.1f} / posterior {c.posterior_margin_mm:.1f} mm")
         kv.append(("Heights A/M/P", f"{_num(c.anterior_mm)} / {_num(c.middle_mm)} / {_num(c.posterior_mm)} mm "
-                                    f"(along the spine axis); height loss {loss}, Genant grade "
+                                    f"(along the spine axis{margins}); height loss {loss}, Genant grade "
                                     f"{'—' if c.genant_grade is None else c.genant_grade} ({_e(c.genant_name or '—')})"
                                     + (" — <b>vertebra plana</b>" if c.vertebra_plana else "")))
     w = lp.wall
     if w is not None:
         text = (f"<b class='flag'>BREACH</b>: {_e(w.finding)}, {_e(w.side)}, {w.craniocaudal_length_mm:.0f} mm "
                 f"cranio-caudal, {w.missing_fraction:.0%} of the wall, confidence {w.confidence:.2f}"
-                if w.flag else f"no breach detected ({_e(w.finding)}; confidence {w.confidence:.2f})")
+                if w.flag else f"{_e(w.finding)}; confidence {w.confidence:.2f}")
         kv.append(("Posterior wall", text))
     if lp.needle_paths:
         lines = []
@@ -134,13 +160,11 @@ def _level_card(plan, lp) -> str:
         kv.append(("Needle paths", "<br>".join(lines)))
     parts.append('<dl class="kv">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in kv) + "</dl>")
     if f is not None and f.exceeds_5ml_caution:
-        parts.append(f'<div class="conflict">The two CQ5 figures conflict here: 50-70% of this body is '
-                     f'{f.low_ml:.1f}-{f.high_ml:.1f} mL, above the {f.caution_ml:g} mL caution. Both are shown; '
-                     'the operator decides during the procedure.</div>')
+        parts.append(f'<div class="conflict">CQ5 figures conflict: 50-70% of this body is {f.low_ml:.1f}-'
+                     f'{f.high_ml:.1f} mL, above the {f.caution_ml:g} mL caution (see "Cement volume" above).</div>')
     if f is not None:
-        parts.append(f'<p class="context">Biomechanics context, not guideline (Molloy 2003, cadaver): about 16% fill '
-                     f'({f.context_strength_ml:.1f} mL here) restored strength and about 30% '
-                     f'({f.context_stiffness_ml:.1f} mL) stiffness.</p>')
+        parts.append(f'<p class="context">Context, not guideline (Molloy 2003, cadaver): 16% fill = '
+                     f'{f.context_strength_ml:.1f} mL, 30% = {f.context_stiffness_ml:.1f} mL here.</p>')
     images = []
     if w is not None and w.flag and w.location_zyx is not None:
         images.append((axial_png(plan, lp, marker_zyx=w.location_zyx), f"{lp.level}: posterior wall breach (circled)"))
@@ -155,7 +179,7 @@ def _level_card(plan, lp) -> str:
     if images:
         parts.append('<div class="figs">' + "".join(
             f"<figure>{_img(png, cap)}<figcaption>{_e(cap)}</figcaption></figure>" for png, cap in images) + "</div>")
-    shown = [n for n in lp.warnings if n.code not in ("typical_volume", "biomechanics_context")]
+    shown = [n for n in lp.warnings if n.code not in _SUMMARISED]
     parts.append("".join(_notice(n) for n in shown))
     parts.append("</section>")
     return "".join(parts)
@@ -186,12 +210,13 @@ def render_report_html(plan) -> str:
         f"{_e(d['schema_version'])}. Needle {_e(plan.options.needle_gauge)}, target "
         f"{_e(plan.options.needle_target.replace('_', ' '))}.</p>",
         f"<div class='card'><p>{summary}</p>{''.join(_notice(n) for n in plan.notices)}</div>",
-        "<h2>Overview (sagittal)</h2><div class='card figs'><figure>",
+        "<h2>Overview (sagittal)</h2><div class='card figs'><figure class='overview'>",
         _img(sagittal_png(plan), "sagittal reconstruction with vertebral bodies coloured by level"),
         "<figcaption>Sagittal reconstruction, anterior on the left. Bodies coloured by level; "
         "<span class='flag'>red level names (!)</span> carry a finding; red circle: posterior wall breach; "
         "(n/p): not plannable; cyan lines: needle paths (entry to target).</figcaption></figure></div>",
         "<h2>Levels</h2><div class='card'>", _table(plan), "</div>",
+        _cement_card(plan),
         "".join(_level_card(plan, lp) for lp in plan.levels),
         "<h2>Thresholds and sources used</h2><div class='card tablewrap'><table>"
         "<tr><th>Rule</th><th>Value</th><th>Unit</th><th style='text-align:left'>Source</th></tr>",

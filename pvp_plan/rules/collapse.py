@@ -56,6 +56,10 @@ WALL_SOURCE = f"{JSIR_2019}; {MYELOMA_STUDY}"
 #: profile (tumour 40-60 HU, canal 0-20 HU), not merely a faint cortex.
 WALL_BONE_HU = Rule(name="posterior wall bone density", unit="HU", source="pvp-plan default", value=90.0,
                     note="a wall point is a gap when no sample within 3 mm either side of the boundary reaches it")
+#: A gap patch grows from its soft-tissue core to wall points below this fraction of the wall's median HU
+#: (hysteresis), so the blurred rim of a hole in a bright cortex counts with it; never below WALL_BONE_HU.
+WALL_GAP_GROW_FRACTION = Rule(name="gap rim", unit="fraction of the median posterior-wall HU",
+                              source="pvp-plan default", value=0.5)
 #: How far behind the fitted wall surface a boundary point must lie to count as protruding into the canal.
 WALL_PROTRUSION_MM = Rule(name="posterior protrusion", unit="mm", source="pvp-plan default", value=4.0,
                           note="normal lumbar walls deviate up to about 3 mm from the fitted surface at 3 mm voxels")
@@ -66,5 +70,5 @@ WALL_MIN_PATCH_FRACTION = Rule(name="breach patch", unit="fraction of the assess
 #: Smallest cranio-caudal length (mm) of a flagged patch.
 WALL_MIN_LENGTH_MM = Rule(name="breach length", unit="mm", source="pvp-plan default", value=5.0)
 
-ALL = (GENANT_MILD, GENANT_MODERATE, GENANT_SEVERE, VERTEBRA_PLANA, WALL_BONE_HU, WALL_PROTRUSION_MM,
-       WALL_MIN_PATCH_FRACTION, WALL_MIN_LENGTH_MM)
+ALL = (GENANT_MILD, GENANT_MODERATE, GENANT_SEVERE, VERTEBRA_PLANA, WALL_BONE_HU, WALL_GAP_GROW_FRACTION,
+       WALL_PROTRUSION_MM,        WALL_MIN_PATCH_FRACTION, WALL_MIN_LENGTH_MM)

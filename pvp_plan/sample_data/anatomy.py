@@ -69,10 +69,12 @@ class Curvature:
     Attributes
     ----------
     lordosis_deg : float
-        Angle between the L1 and S1 axes (lumbar lordosis), spread evenly from the L1 centre to
-        the S1 centre. Only applied over the lumbar part that is rendered.
+        Angle between the L1 and S1 axes (lumbar lordosis), spread evenly along the arc from the
+        L1 centre to the S1 centre; when only part of L1-S1 is rendered, that part bends at the
+        same rate.
     kyphosis_deg : float
-        Angle over the rendered thoracic levels (thoracic kyphosis), spread evenly.
+        Angle over the T10-T12 arc (thoracic kyphosis), spread evenly at the same rate over
+        whatever thoracic levels are rendered.
     """
 
     lordosis_deg: float = 30.0
@@ -159,13 +161,26 @@ def validate_levels(levels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return names
 
 
+def _nominal_arc(specs: dict[str, LevelSpec], first: str, last: str) -> float:
+    """Arc length (mm) from the centre of ``first`` to the centre of ``last`` (``"S1"`` allowed)."""
+    order = list(specs) + ["S1"]
+    i0, i1 = order.index(first), order.index(last)
+    arc = 0.0
+    for name in order[i0:i1]:
+        sp = specs[name]
+        arc += sp.body_height_mm + sp.disc_below_mm
+    first_h = specs[first].body_height_mm
+    last_h = SACRUM_S1[2] if last == "S1" else specs[last].body_height_mm
+    return arc - first_h / 2 + last_h / 2
+
+
 def build_layout(levels: tuple[str, ...], curvature: Curvature, specs: dict[str, LevelSpec]) -> SpineLayout:
     """Place the vertebrae along a sagittal centre line with the requested curvature.
 
     The centre line is integrated along its arc length ``s`` (mm, increasing caudally). The
     caudal direction is ``(0, sin b, -cos b)`` in LPS; lordosis makes ``b`` grow caudally.
-    The L3 centre (or the middle level) is placed at LPS (0, 0, 0) with ``b = 0`` there... then
-    everything is shifted so that the mean body centre has x = y = 0.
+    The middle level (L2 for T10-L5) is vertical (``b = 0``) and centred at x = y = 0; z is the
+    arc position's projection (the column's top body centre near z = 0, z decreasing caudally).
     """
     names = list(levels)
     with_sacrum = names[-1] == "L5"
@@ -178,19 +193,18 @@ def build_layout(levels: tuple[str, ...], curvature: Curvature, specs: dict[str,
         centers_s.append(s)
         s += sp.body_height_mm / 2 + sp.disc_below_mm
     s1_center_s = s + SACRUM_S1[2] / 2 if with_sacrum else None
+    kyph_rate = np.deg2rad(curvature.kyphosis_deg) / _nominal_arc(specs, "T10", "T12")
+    lord_rate = np.deg2rad(curvature.lordosis_deg) / _nominal_arc(specs, "L1", "S1")
     thoracic = [c for (n, _), c in zip(segs, centers_s) if n.startswith("T")]
-    lumbar_start = next((c for (n, _), c in zip(segs, centers_s) if n == "L1"), None)
-    lumbar_end = s1_center_s if with_sacrum else (centers_s[-1] if lumbar_start is not None else None)
-    kyph = np.deg2rad(curvature.kyphosis_deg)
-    lord = np.deg2rad(curvature.lordosis_deg)
+    lumbar = [c for (n, _), c in zip(segs, centers_s) if n.startswith("L")]
+    lumbar_end = s1_center_s if with_sacrum else (lumbar[-1] if lumbar else None)
 
     def curvature_at(sv: np.ndarray) -> np.ndarray:
         k = np.zeros_like(sv)
-        if len(thoracic) >= 2:
-            t0, t1 = thoracic[0], thoracic[-1]
-            k = np.where((sv >= t0) & (sv < t1), -kyph / (t1 - t0), k)
-        if lumbar_start is not None and lumbar_end is not None and lumbar_end > lumbar_start:
-            k = np.where((sv >= lumbar_start) & (sv < lumbar_end), lord / (lumbar_end - lumbar_start), k)
+        if thoracic:
+            k = np.where((sv >= thoracic[0]) & (sv < thoracic[-1]), -kyph_rate, k)
+        if lumbar and lumbar_end is not None:
+            k = np.where((sv >= lumbar[0]) & (sv < lumbar_end), lord_rate, k)
         return k
 
     end = (s1_center_s or centers_s[-1]) + 40.0

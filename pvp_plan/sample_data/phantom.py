@@ -63,7 +63,7 @@ MATERIALS_HU: dict[str, float] = {
     "calcification": 1100.0,
     "disc_annulus": 95.0,
     "disc_nucleus": 75.0,
-    "cortical_bone": 1500.0,
+    "cortical_bone": 1300.0,
     "trabecular_bone": 200.0,
     "cancellous_arch": 260.0,
     "rib_marrow": 240.0,
@@ -92,6 +92,12 @@ PATHOLOGY_DEFAULTS: dict[str, dict] = {
 #: Levels and pathology of the default phantom (``pathology=None``).
 DEFAULT_PATHOLOGY: dict[str, str] = {"T11": "sclerotic", "L1": "wedge", "L2": "posterior_wall_breach",
                                      "L3": "lytic"}
+
+#: Air kept behind the posterior skin when the field of view is cropped (mm).
+POSTERIOR_AIR_MM = 8.0
+
+#: Psoas radius (mm) at each level's centre.
+PSOAS_RADIUS_MM = {"T12": 4.0, "L1": 7.0, "L2": 10.5, "L3": 14.0, "L4": 17.5, "L5": 20.0, "S1": 21.0}
 
 #: Labels of the combined extra-mask file (``extra_masks.nii.gz``); vertebrae keep their VerSe label.
 EXTRA_MASK_LABELS = {"canal": 40, "aorta": 41, "ribs": 42, "sacrum": 43}
@@ -324,19 +330,29 @@ def _build_scene(opts: _Options) -> _Scene:
     canal, cord, psoas, paraspinal = [], [], [], []
     cavity = _ZEllipse(0.0, torso["center_y"], torso["a"] - torso["fat"] - torso["wall"],
                        torso["b"] - torso["fat"] - torso["wall"])
+    names_all = [m.name for m in models] + (["S1"] if layout.sacrum is not None else [])
+    psoas_u0 = [sp.body_width_mm / 2 + 0.75 * PSOAS_RADIUS_MM.get(n, 0.0) for n, sp in zip(names_all, specs)]
     for i, (f, sp) in enumerate(zip(frames, specs)):
         top, bot = planes[i], planes[i + 1]
         d = sp.body_depth_mm
         canal.append(Slab(f, *top, *bot, u0=0.0, v0=d / 2 + sp.canal_depth_mm / 2, ru=sp.canal_width_mm / 2,
                           rv=sp.canal_depth_mm / 2, power=2.2))
-        name = models[i].name if i < len(models) else "S1"
+        name = names_all[i]
         if name.startswith("T") or name == "L1":
             cord.append(Slab(f, *top, *bot, u0=0.0, v0=d / 2 + sp.canal_depth_mm * 0.45, ru=4.5, rv=4.0))
-        a = sp.body_width_mm / 2
-        rp = {"T12": 4.0, "L1": 7.0, "L2": 11.0, "L3": 15.0, "L4": 18.0, "L5": 20.0, "S1": 21.0}.get(name)
+        rp = PSOAS_RADIUS_MM.get(name)
+        pitch = sp.body_height_mm + sp.disc_below_mm
+        # psoas: radius and centre interpolated between neighbouring levels (no steps at the discs)
+        j0, j1 = max(i - 1, 0), min(i + 1, len(specs) - 1)
+        r_up = PSOAS_RADIUS_MM.get(names_all[j0]) or (rp or 0.0) - 3.5
+        r_dn = PSOAS_RADIUS_MM.get(names_all[j1]) or (rp or 0.0) + 3.5
+        span = max(j1 - j0, 1) * pitch
         for s in (1.0, -1.0):
             if rp:
-                psoas.append(Slab(f, *top, *bot, u0=s * (a + 0.75 * rp), v0=0.05 * d, ru=rp, rv=0.85 * rp))
+                taper = (r_up - r_dn) / span / rp
+                du0 = (psoas_u0[j0] - psoas_u0[j1]) / span
+                psoas.append(Slab(f, *top, *bot, u0=s * psoas_u0[i], v0=0.05 * d, ru=rp, rv=0.85 * rp,
+                                  taper_per_mm=taper, u0_per_mm=s * du0))
             muscle = Slab(f, *top, *bot, u0=s * 36.0, v0=d / 2 + sp.canal_depth_mm + 20.0, ru=23.0, rv=21.0,
                           power=2.3)
             paraspinal.append(Restricted(muscle, within=cavity_wall_inner(torso)))
@@ -411,14 +427,14 @@ def _grid(opts: _Options, models: list[VertebraModel], sacrum_body, torso: dict)
     sz, sy, sx = opts.spacing_mm
     top = max(float(bar.bbox()[1][2]) for bar in models[0].arch + [models[0].body]) + 2.0
     if sacrum_body is not None:
-        bottom = float(sacrum_body.frame.to_lps([0.0, 0.0, sacrum_body.height_mm / 2])[2]) - 45.0
+        bottom = float(sacrum_body.frame.to_lps([0.0, 0.0, sacrum_body.height_mm / 2])[2]) - 36.0
     else:
         last = models[-1]
         bottom = min(float(bar.bbox()[0][2]) for bar in last.arch + [last.body]) - 2.0
     nz = int(np.ceil((top - bottom) / sz)) + 1
     fx, fy = opts.fov_mm
     nx, ny = int(round(fx / sx)), int(round(fy / sy))
-    y_post = torso["posterior_skin_y_mm"] + 20.0
+    y_post = torso["posterior_skin_y_mm"] + POSTERIOR_AIR_MM
     y_centre = max(torso["center_y"], y_post - fy / 2)
     origin = (-(nx - 1) * sx / 2, y_centre - (ny - 1) * sy / 2, bottom)
     return Grid(shape=(nz, ny, nx), spacing_mm=opts.spacing_mm, origin_lps_mm=origin)

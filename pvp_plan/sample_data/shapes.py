@@ -236,13 +236,21 @@ class Slab:
     ru: float
     rv: float
     power: float = 2.0
+    taper_per_mm: float = 0.0  # ru and rv grow by this fraction per mm of local w (smooth tapers)
+    u0_per_mm: float = 0.0  # u0 moves by this many mm per mm of local w
 
     def inside(self, x, y, z) -> tuple[_Bool, None]:
-        u, v, _w = self.frame.local(x, y, z)
+        u, v, w = self.frame.local(x, y, z)
+        if self.taper_per_mm:
+            g = 1.0 + self.taper_per_mm * w
+            ru, rv = self.ru * np.maximum(g, 0.05), self.rv * np.maximum(g, 0.05)
+        else:
+            ru, rv = self.ru, self.rv
+        u0 = self.u0 + self.u0_per_mm * w if self.u0_per_mm else self.u0
         tp, tn, bp, bn = self.top_point, self.top_normal, self.bottom_point, self.bottom_normal
         below_top = (x - tp[0]) * tn[0] + (y - tp[1]) * tn[1] + (z - tp[2]) * tn[2] <= 0
         above_bot = (x - bp[0]) * bn[0] + (y - bp[1]) * bn[1] + (z - bp[2]) * bn[2] > 0
-        sec = np.abs((u - self.u0) / self.ru) ** self.power + np.abs((v - self.v0) / self.rv) ** self.power <= 1.0
+        sec = np.abs((u - u0) / ru) ** self.power + np.abs((v - self.v0) / rv) ** self.power <= 1.0
         return below_top & above_bot & sec, None
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
@@ -250,8 +258,11 @@ class Slab:
         wt = float((self.top_point - f.center) @ f.w)
         wb = float((self.bottom_point - f.center) @ f.w)
         pad = max(self.ru, self.rv) * 0.3 + 2.0  # tilted planes reach a little beyond
-        lo = np.array([self.u0 - self.ru, self.v0 - self.rv, min(wt, wb) - pad])
-        hi = np.array([self.u0 + self.ru, self.v0 + self.rv, max(wt, wb) + pad])
+        g = 1.0 + abs(self.taper_per_mm) * max(abs(wt), abs(wb), 1.0) + 0.05
+        ru, rv, u0 = self.ru * g, self.rv * g, self.u0
+        du = abs(self.u0_per_mm) * (max(abs(wt), abs(wb)) + pad)
+        lo = np.array([u0 - ru - du, self.v0 - rv, min(wt, wb) - pad])
+        hi = np.array([u0 + ru + du, self.v0 + rv, max(wt, wb) + pad])
         return _corners_bbox(f.to_lps(_box_corners(lo, hi)), 0.5)
 
 

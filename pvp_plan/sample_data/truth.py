@@ -59,7 +59,7 @@ def measure_body(body: VertebralBody, lesions: list | None = None) -> dict:
 
 
 def _r(values, nd: int = 4) -> list[float]:
-    return [round(float(v), nd) for v in values]
+    return [round(float(v), nd) + 0.0 for v in values]
 
 
 def build_truth(scene, opts, grid, body_labels, body_fracs, masks, materials) -> dict:

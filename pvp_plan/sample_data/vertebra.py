@@ -36,8 +36,8 @@ class PedicleGeometry:
             "side": self.side,
             "width_mm": round(self.width_mm, 4),
             "height_mm": round(self.height_mm, 4),
-            "isthmus_center_lps_mm": [round(float(v), 4) for v in self.isthmus_center_lps_mm],
-            "axis_lps": [round(float(v), 6) for v in a],
+            "isthmus_center_lps_mm": [round(float(v), 4) + 0.0 for v in self.isthmus_center_lps_mm],
+            "axis_lps": [round(float(v), 6) + 0.0 for v in a],
             "mediolateral_angle_deg": round(float(np.degrees(np.arctan2(abs(a[0]), abs(a[1])))), 4),
             "craniocaudal_angle_deg": round(float(np.degrees(np.arctan2(-a[2], horiz))), 4),
             "mediolateral_angle_deg_local": round(self.medial_deg_local, 4),
@@ -102,7 +102,7 @@ def superior_facet_local(spec: LevelSpec, pedicle_width_mm: float, side: str) ->
     """Local (u, v) of a superior articular process (lateral to the inferior one of the level above)."""
     s = SIDES[side]
     return np.array([s * (spec.canal_width_mm / 2 + pedicle_width_mm / 2 + 4.0),
-                     spec.body_depth_mm / 2 + 0.4 * spec.canal_depth_mm + 8.0])
+                     spec.body_depth_mm / 2 + 0.4 * spec.canal_depth_mm + 9.0])
 
 
 def make_vertebra(layout: VertebraLayout, *, pedicle_width_mm: dict[str, float], wedge_fraction: float,
@@ -129,8 +129,8 @@ def make_vertebra(layout: VertebraLayout, *, pedicle_width_mm: dict[str, float],
                               e1=f.dir_to_lps(_unit(np.cross(direction, up))), r1=lam_t / 2, r2=lam_h / 2,
                               cortex_mm=1.0))
         # transverse process
-        origin = np.array([s * (sp.canal_width_mm / 2 + pedicle_width_mm[side] + 1.0),
-                           p_end_local[1] - 2.0, 0.15 * h])
+        origin = np.array([s * (sp.canal_width_mm / 2 + pedicle_width_mm[side] + 2.0),
+                           p_end_local[1], 0.15 * h])
         if thoracic:
             tdir = _unit([s * np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.12])
             r_h, r_t = 5.0, 4.5
@@ -301,7 +301,7 @@ def _section_edge(body: VertebralBody, direction: np.ndarray) -> float:
 
 
 def _r(v) -> list[float]:
-    return [round(float(x), 4) for x in v]
+    return [round(float(x), 4) + 0.0 for x in v]
 
 
 @dataclass(frozen=True)

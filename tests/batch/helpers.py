@@ -136,3 +136,16 @@ def write_ct_dicom(folder: Path, ct, *, series_uid: str | None = None) -> str:
         ds.PixelData = np.ascontiguousarray(hu[k]).tobytes()
         ds.save_as(folder / f"CT{k:04d}.dcm", enforce_file_format=True)
     return series_uid
+
+
+def hungry_compute(path: str, **kwargs) -> dict:
+    """Allocates 4 GB for inputs named '*hungry*' (over a --max-memory-gb limit), else :func:`fake_compute`."""
+    if "hungry" in Path(path).name:
+        import numpy as np
+
+        block = np.ones(4 * 1024**3, dtype=np.uint8)
+        return {"levels": [], "size": int(block.size)}
+    return fake_compute(path, **kwargs)
+
+
+counting_plan.preload = plan_study.preload

@@ -133,7 +133,8 @@ def test_killed_batch_resumes_without_recomputing(pool_run: Path, cohort: dict, 
     cmd = [sys.executable, "-c", "from pvp_plan.cli import main; main()", "batch", str(cohort["root"]), "--out",
            str(out), "--workers", "1", "--salt", SALT, "--no-needles", "--no-progress",
            "--task", "tests.batch.helpers:counting_plan"]
-    env = {**os.environ, COUNTER_ENV: str(counter), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, COUNTER_ENV: str(counter),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     finished = _wait_for_first_ok(out, proc, timeout_s=120)

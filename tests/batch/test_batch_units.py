@@ -175,3 +175,50 @@ def test_keep_identifiers_columns(tmp_path: Path) -> None:
     assert row["input_path"] == str(tmp_path / "in" / "a.nii.gz")
     plan = json.loads(next((tmp_path / "out").glob("studies/*/plan.json")).read_text())
     assert plan["source"] == str(tmp_path / "in" / "a.nii.gz")
+
+
+def test_memory_limit_fails_the_hungry_study(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    _image(root / "hungry.nii.gz")
+    _image(root / "fine.nii.gz")
+    summary = run_batch(root, tmp_path / "out", BatchOptions(compute="tests.batch.helpers:hungry_compute",
+                                                             max_memory_gb=2.0, keep_identifiers=True))
+    status = {Path(r["input_path"]).name: r for r in _rows(tmp_path / "out" / "studies.csv")}
+    assert status["hungry.nii.gz"]["status"] == "failed"
+    assert status["hungry.nii.gz"]["message"].startswith("out of memory")
+    assert status["fine.nii.gz"]["status"] == "ok" and summary.n_ok == 1
+
+
+def test_interrupt_keeps_finished_studies_and_resume_completes(tmp_path: Path) -> None:
+    from pvp_plan.batch import BatchProgress
+
+    root = tmp_path / "in"
+    for name in ("a", "b", "c", "d"):
+        _image(root / f"{name}.nii.gz", ord(name))
+
+    class CtrlC(BatchProgress):
+        def study_done(self, result: dict) -> None:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first study finished
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_batch(root, out, BatchOptions(compute=FAKE, workers=1), progress=CtrlC())
+    assert info.value.batch_summary.interrupted
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("studies/*/result.json")}
+    assert 1 <= len(kept) < 4 and len(_rows(out / "studies.csv")) == len(kept)
+    summary = run_batch(root, out, BatchOptions(compute=FAKE, workers=1, resume=True))
+    assert (summary.n_ok, summary.n_reused, summary.n_computed) == (4, len(kept), 4 - len(kept))
+    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("studies/*/result.json") if p.parent.name in kept} \
+        == kept
+
+
+def test_one_batch_per_output_folder(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    _image(tmp_path / "in" / "a.nii.gz")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / ".batch.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another batch holds the folder
+        with pytest.raises(BatchError, match="another pvp-plan batch is running"):
+            run_batch(tmp_path / "in", out, BatchOptions(compute=FAKE))
+    assert not (out / "batch_config.json").exists()

@@ -47,11 +47,13 @@ def stored_frame(volume: np.ndarray, z: int, layout: str) -> np.ndarray:
     return volume[z] if layout == "normal" else volume[z, ::-1, ::-1]
 
 
-def write_series(out_dir: Path, hu: np.ndarray, layout: str) -> list[Path]:
+def write_series(out_dir: Path, hu: np.ndarray, layout: str, *, spacing_mm=SPACING_MM,
+                 origin_lps_mm=ORIGIN_LPS_MM) -> list[Path]:
     """Write one file per slice; return the paths in internal z order (inferior to superior)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     nz, ny, nx = hu.shape
-    sz, sy, sx = SPACING_MM
+    sz, sy, sx = spacing_mm
+    ox, oy, oz = origin_lps_mm
     study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
     order = range(nz) if layout == "normal" else range(nz - 1, -1, -1)
     paths = {}
@@ -71,10 +73,10 @@ def write_series(out_dir: Path, hu: np.ndarray, layout: str) -> list[Path]:
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         if layout == "normal":
             ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-            first = (ORIGIN_LPS_MM[0], ORIGIN_LPS_MM[1], ORIGIN_LPS_MM[2] + z * sz)
+            first = (ox, oy, oz + z * sz)
         else:
             ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
-            first = (ORIGIN_LPS_MM[0] + (nx - 1) * sx, ORIGIN_LPS_MM[1] + (ny - 1) * sy, ORIGIN_LPS_MM[2] + z * sz)
+            first = (ox + (nx - 1) * sx, oy + (ny - 1) * sy, oz + z * sz)
         ds.ImagePositionPatient = [float(v) for v in first]
         ds.PixelSpacing = [sy, sx]  # between rows (y), between columns (x)
         ds.SliceThickness = sz
@@ -89,19 +91,20 @@ def write_series(out_dir: Path, hu: np.ndarray, layout: str) -> list[Path]:
     return [paths[z] for z in range(nz)]
 
 
-def ct_for_series(hu: np.ndarray, files: list[Path], layout: str) -> CTVolume:
+def ct_for_series(hu: np.ndarray, files: list[Path], layout: str, *, spacing_mm=SPACING_MM,
+                  origin_lps_mm=ORIGIN_LPS_MM) -> CTVolume:
     """The CTVolume a correct loader gives for :func:`write_series` (built from the known array)."""
     ds = pydicom.dcmread(files[0], stop_before_pixels=True)
     series = SeriesInfo(source_path=str(files[0].parent), source_format="dicom", series_uid=ds.SeriesInstanceUID,
                         n_files=len(files), dicom_files=tuple(str(f) for f in files))
     nz, ny, nx = hu.shape
+    (sz, sy, sx), (ox, oy, oz) = spacing_mm, origin_lps_mm
     if layout == "normal":
-        geometry = SourceGeometry((nx, ny, nz), SPACING_MM[::-1], ORIGIN_LPS_MM, (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        geometry = SourceGeometry((nx, ny, nz), (sx, sy, sz), (ox, oy, oz), (1, 0, 0, 0, 1, 0, 0, 0, 1))
     else:
-        origin = (ORIGIN_LPS_MM[0] + (nx - 1) * SPACING_MM[2], ORIGIN_LPS_MM[1] + (ny - 1) * SPACING_MM[1],
-                  ORIGIN_LPS_MM[2] + (nz - 1) * SPACING_MM[0])
-        geometry = SourceGeometry((nx, ny, nz), SPACING_MM[::-1], origin, (-1, 0, 0, 0, -1, 0, 0, 0, -1))
-    return CTVolume(hu=hu, spacing_mm=SPACING_MM, origin_lps_mm=ORIGIN_LPS_MM, series=series,
+        origin = (ox + (nx - 1) * sx, oy + (ny - 1) * sy, oz + (nz - 1) * sz)
+        geometry = SourceGeometry((nx, ny, nz), (sx, sy, sz), origin, (-1, 0, 0, 0, -1, 0, 0, 0, -1))
+    return CTVolume(hu=hu, spacing_mm=spacing_mm, origin_lps_mm=origin_lps_mm, series=series,
                     source_geometry=geometry)
 
 

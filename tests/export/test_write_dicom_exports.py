@@ -45,3 +45,11 @@ def test_nifti_plan_gets_a_clear_export_error(tmp_path):
     with pytest.raises(ExportError, match="needs a DICOM input"):
         write_dicom_exports(plan, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_require_dicom_input_fails_fast_for_nifti():
+    from pvp_plan.export import require_dicom_input
+
+    ct = ct_from_array(np.zeros((3, 4, 5), dtype=np.int16), spacing_mm=(1.0, 1.0, 1.0), name="ct.nii.gz")
+    with pytest.raises(ExportError, match=r"ct\.nii\.gz: DICOM SEG/SR export needs a DICOM input"):
+        require_dicom_input(ct)

@@ -147,7 +147,8 @@ def ge_tilt():
 def test_ge_tilt_detected_and_spacing_irregularity_reported(ge_tilt):
     w = " ".join(ge_tilt.warnings)
     assert "gantry tilt" in w and "18.5 deg" in w
-    assert "irregular slice spacing" in w
+    assert "irregular slice spacing" in w and "1.08 to 7.00 mm" in w
+    assert "slice thickness varies" in w and ge_tilt.series.slice_thickness_mm is None  # 4 and 7 mm mixed
     assert ge_tilt.source_geometry.resampled
     assert ge_tilt.spacing_mm[1:] == pytest.approx((0.4882812, 0.4882812))
 
@@ -170,6 +171,20 @@ def test_philips_localizer_and_dose_ignored(philips_tilt):
     assert "rule:" in philips_tilt.series.choice_reason
     assert len(philips_tilt.series.other_series) == 1
     assert any("gantry tilt" in w for w in philips_tilt.warnings)
+
+
+def test_philips_tilt_labels_back_on_source_slices(philips_tilt):
+    """Uniform tilt: the source grid is the sheared DICOM grid, so labels return onto the raw slices."""
+    import SimpleITK as sitk
+
+    back = sitk.GetArrayFromImage(philips_tilt.to_source_grid((philips_tilt.hu > 300).astype(np.uint8))) > 0
+    files = list(philips_tilt.series.dicom_files)
+    first = pydicom.dcmread(files[0], stop_before_pixels=True)
+    if tuple(float(v) for v in first.ImagePositionPatient) != pytest.approx(philips_tilt.source_geometry.origin_lps_mm):
+        files = files[::-1]  # source grid runs along the slice normal
+    raw = np.array([read_slice_hu(f) > 300 for f in files])
+    dice = 2 * (raw & back).sum() / (raw.sum() + back.sum())
+    assert dice > 0.85
 
 
 def test_philips_series_option_picks_the_other(philips_tilt):

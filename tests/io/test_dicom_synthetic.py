@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from pydicom.fileset import FileSet
 
 from pvp_plan.errors import GeometryError, InputError, PixelDataError, SeriesError
@@ -73,6 +73,10 @@ def test_flipped_row_and_column_directions_exact(tmp_path):
         lps = pos[k] + np.array([-j * 0.6, -i * 0.5, 0.0])
         zyx = np.rint(ct.lps_to_index(lps)).astype(int)
         assert ct.hu[tuple(zyx)] == vol[k, i, j] - 1024
+    # labels go back onto the source slices exactly; the DICOM source grid runs along the slice normal
+    # (+z here), i.e. the written slices (z = 100 - 3k) in reverse
+    back = sitk.GetArrayFromImage(ct.to_source_grid((ct.hu > 0).astype(np.uint8)))
+    np.testing.assert_array_equal(back, (vol[::-1] > 1024).astype(np.uint8))
 
 
 def test_missing_slice_resampled_with_warning(tmp_path):
@@ -139,11 +143,11 @@ def test_mr_only_is_refused(tmp_path):
 
 
 def test_corrupt_pixel_data(tmp_path):
-    paths = write_ct_series(tmp_path, ramp_volume(3, 8, 8), positions_lps_mm=axial_positions(3))
-    ds = pydicom.dcmread(paths[1])
+    paths = write_ct_series(tmp_path, ramp_volume(8, 8, 8), positions_lps_mm=axial_positions(8))  # thread pool
+    ds = pydicom.dcmread(paths[5])
     ds.PixelData = ds.PixelData[:50]  # truncated
-    ds.save_as(paths[1])
-    with pytest.raises(PixelDataError, match=paths[1].name):
+    ds.save_as(paths[5])
+    with pytest.raises(PixelDataError, match=paths[5].name):
         load_ct(tmp_path)
 
 
@@ -184,8 +188,11 @@ def test_bad_inputs_name_the_path(tmp_path):
     (tmp_path / "txt" / "notes.txt").write_text("hello")
     with pytest.raises(SeriesError, match="no DICOM files"):
         load_ct(tmp_path / "txt")
+    (tmp_path / "txt" / "ct.nii.gz").write_bytes(b"")
+    with pytest.raises(SeriesError, match="found ct.nii.gz: pass that file itself"):
+        load_ct(tmp_path / "txt")
     rnd = tmp_path / "random.bin"
-    rnd.write_bytes(os.urandom(4000))
+    rnd.write_bytes(b"PK\x03\x04" + os.urandom(4000))  # a zip-like file, not DICOM
     with pytest.raises(InputError, match="neither DICOM"):
         load_ct(rnd)
     broken = tmp_path / "broken.nii.gz"
@@ -238,13 +245,12 @@ def test_dicomdir_followed(tmp_path):
     assert ct.series.n_files == 4
 
 
-def test_enhanced_ct_multiframe_synthetic(tmp_path):
-    """Per-frame functional groups: positions, shared orientation, per-frame rescale."""
+def _write_enhanced(path, vol, z_positions, *, orientations=None, with_positions=True):
+    """An Enhanced CT file: shared orientation/pixel measures, per-frame position and rescale."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    vol = ramp_volume(4, 5, 6)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -253,29 +259,141 @@ def test_enhanced_ct_multiframe_synthetic(tmp_path):
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.SeriesInstanceUID, ds.ImageType = "CT", generate_uid(), ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.Rows, ds.Columns, ds.NumberOfFrames = 5, 6, 4
+    ds.Rows, ds.Columns, ds.NumberOfFrames = vol.shape[1], vol.shape[2], vol.shape[0]
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    shared = Dataset()
-    po, pm = Dataset(), Dataset()
-    po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared, pm = Dataset(), Dataset()
     pm.PixelSpacing, pm.SliceThickness = [0.5, 0.6], 1.5
-    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = Sequence([po]), Sequence([pm])
+    shared.PixelMeasuresSequence = Sequence([pm])
+    if orientations is None:
+        po = Dataset()
+        po.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        shared.PlaneOrientationSequence = Sequence([po])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     frames = []
-    for f, z in enumerate([4.5, 0.0, 3.0, 1.5]):  # frames stored out of order, 1.5 mm apart
+    for f, z in enumerate(z_positions):
         item, pp, pv = Dataset(), Dataset(), Dataset()
         pp.ImagePositionPatient = [0, 0, z]
         pv.RescaleSlope, pv.RescaleIntercept = 1, -1024 + f
-        item.PlanePositionSequence, item.PixelValueTransformationSequence = Sequence([pp]), Sequence([pv])
+        if with_positions:
+            item.PlanePositionSequence = Sequence([pp])
+        item.PixelValueTransformationSequence = Sequence([pv])
+        if orientations is not None:
+            po = Dataset()
+            po.ImageOrientationPatient = orientations[f]
+            item.PlaneOrientationSequence = Sequence([po])
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
     ds.PixelData = vol.tobytes()
-    path = tmp_path / "enhanced.dcm"
     ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_enhanced_ct_multiframe_synthetic(tmp_path):
+    """Per-frame functional groups: positions, shared orientation, per-frame rescale; frames out of order."""
+    vol = ramp_volume(4, 5, 6)
+    path = _write_enhanced(tmp_path / "enhanced.dcm", vol, [4.5, 0.0, 3.0, 1.5])
     ct = load_ct(path)
     assert ct.series.source_format == "dicom-multiframe"
     assert ct.shape == (4, 5, 6) and ct.spacing_mm == pytest.approx((1.5, 0.5, 0.6))
+    assert ct.series.slice_thickness_mm == pytest.approx(1.5)
     order = [1, 3, 2, 0]  # frames sorted by z
     expected = np.array([vol[f].astype(int) - 1024 + f for f in order])
     np.testing.assert_array_equal(ct.hu, expected)
+
+
+def test_enhanced_ct_geometry_errors(tmp_path):
+    vol = ramp_volume(3, 4, 4)
+    no_pos = _write_enhanced(tmp_path / "nopos.dcm", vol, [0, 1, 2], with_positions=False)
+    with pytest.raises(GeometryError, match="without per-frame position"):
+        load_ct(no_pos)
+    mixed = _write_enhanced(tmp_path / "mixed.dcm", vol, [0, 1, 2],
+                            orientations=[[1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, -1]])
+    with pytest.raises(GeometryError, match="2 different orientations"):
+        load_ct(mixed)
+
+
+def test_implausible_decoded_values_refused(tmp_path):
+    rng = np.random.default_rng(5)
+    noise = rng.integers(-32768, 32767, size=(3, 16, 16)).astype(np.int16)  # what a broken decoder produces
+    write_ct_series(tmp_path, noise, positions_lps_mm=axial_positions(3), intercept=0)
+    with pytest.raises(PixelDataError, match="not plausible CT numbers"):
+        load_ct(tmp_path)
+
+
+def test_two_acquisitions_in_one_series_are_split(tmp_path):
+    pos = axial_positions(4, spacing_mm=2.0)
+    write_ct_series(tmp_path, ramp_volume(4, 4, 4), positions_lps_mm=pos, series_uid="1.2.3.9",
+                    extra={"AcquisitionNumber": 1}, names=[f"a{k}.dcm" for k in range(4)])
+    write_ct_series(tmp_path, ramp_volume(4, 4, 4, seed=3), positions_lps_mm=pos, series_uid="1.2.3.9",
+                    extra={"AcquisitionNumber": 2}, names=[f"b{k}.dcm" for k in range(4)])
+    ct = load_ct(tmp_path)
+    assert ct.shape == (4, 4, 4)
+    assert len(ct.series.other_series) == 1
+    assert all(os.path.basename(f).startswith("a") for f in ct.series.dicom_files)
+
+
+def test_missing_codec_names_syntax_and_fix(tmp_path, monkeypatch):
+    import pvp_plan.io.dicom_pixels as dp
+
+    write_ct_series(tmp_path, ramp_volume(3, 4, 4), positions_lps_mm=axial_positions(3))
+
+    class _NoPlugin:
+        is_available = False
+
+    monkeypatch.setattr(dp, "get_decoder", lambda uid: _NoPlugin())
+    with pytest.raises(PixelDataError, match=r'Explicit VR Little Endian.*pip install "pvp-plan\[dicom-codecs\]"'):
+        load_ct(tmp_path)
+
+
+def test_only_localizers_and_secondary_captures(tmp_path):
+    write_ct_series(tmp_path, ramp_volume(1, 4, 4), positions_lps_mm=axial_positions(1),
+                    extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}, names=["scout.dcm"])
+    write_ct_series(tmp_path, ramp_volume(1, 4, 4), positions_lps_mm=axial_positions(1), names=["sc.dcm"],
+                    extra={"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"})
+    with pytest.raises(SeriesError, match="no axial CT image stack") as info:
+        load_ct(tmp_path)
+    assert "localizer" in str(info.value) and "secondary capture" in str(info.value)
+
+
+def test_sagittal_only_loads_with_warning(tmp_path):
+    """A sagittal stack (rows toward Posterior, columns toward Inferior) when nothing axial exists."""
+    vol = ramp_volume(3, 5, 4)
+    pos = np.array([[2.0 * k, 0.0, 0.0] for k in range(3)])
+    write_ct_series(tmp_path, vol, positions_lps_mm=pos, orientation=(0, 1, 0, 0, 0, -1), pixel_spacing_mm=(1, 1))
+    ct = load_ct(tmp_path)
+    assert ct.shape == (5, 4, 3) and not ct.source_geometry.resampled
+    assert any("no axial CT stack" in w for w in ct.warnings)
+    # raw (k, i, j) sits at x = 2k, y = j, z = -i
+    for k, i, j in [(0, 0, 0), (2, 4, 3), (1, 2, 1)]:
+        zyx = np.rint(ct.lps_to_index([2.0 * k, j, -i])).astype(int)
+        assert ct.hu[tuple(zyx)] == vol[k, i, j] - 1024
+
+
+def test_raw_dataset_without_preamble(tmp_path):
+    """Old exporters write datasets without the 128-byte preamble and file meta: still read."""
+    vol = ramp_volume(3, 4, 4)
+    paths = write_ct_series(tmp_path, vol, positions_lps_mm=axial_positions(3))
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(p, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert paths[0].read_bytes()[:2] == b"\x08\x00"
+    np.testing.assert_array_equal(load_ct(tmp_path).hu, vol.astype(np.int32) - 1024)
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90"],
+                         ids=["RLE", "JPEG-LS-lossless", "JPEG2000-lossless"])
+def test_compressed_series_equal_uncompressed(tmp_path, syntax):
+    vol = ramp_volume(3, 64, 64)  # openjpeg needs >= 64 pixels for its default resolution levels
+    paths = write_ct_series(tmp_path, vol, positions_lps_mm=axial_positions(3))
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        try:
+            ds.compress(syntax)
+        except (RuntimeError, NotImplementedError) as exc:  # encoder plugin absent: decoding is what we test
+            pytest.skip(f"no encoder for {syntax}: {exc}")
+        ds.save_as(p)
+    assert pydicom.dcmread(paths[0], stop_before_pixels=True).file_meta.TransferSyntaxUID == syntax
+    np.testing.assert_array_equal(load_ct(tmp_path).hu, vol.astype(np.int32) - 1024)

@@ -17,23 +17,30 @@ COARSE_SPACING_MM = (3.0, 1.5, 1.5)
 
 
 @pytest.fixture(scope="session")
-def phantom():
-    """(ct, body_labels) of the pvp-plan phantom at coarse spacing."""
+def phantom_object():
+    """The pvp-plan phantom (``Phantom``) at coarse spacing."""
     from pvp_plan.sample_data import generate_phantom
 
-    p = generate_phantom(seed=0, spacing_mm=COARSE_SPACING_MM)
-    return p.ct, np.asarray(p.body_labels, dtype=np.uint8)
+    return generate_phantom(seed=0, spacing_mm=COARSE_SPACING_MM)
 
 
 @pytest.fixture(scope="session")
-def phantom_nifti(phantom, tmp_path_factory) -> Path:
-    """The phantom CT written as NIfTI (LPS grid; the reader must put it back in place)."""
-    import SimpleITK as sitk
+def phantom(phantom_object):
+    """(ct, body_labels) of the coarse phantom."""
+    return phantom_object.ct, np.asarray(phantom_object.body_labels, dtype=np.uint8)
 
-    ct, _ = phantom
-    path = tmp_path_factory.mktemp("phantom") / "phantom_ct.nii.gz"
-    sitk.WriteImage(ct.to_sitk(), str(path))
-    return path
+
+@pytest.fixture(scope="session")
+def phantom_files(phantom_object, tmp_path_factory) -> dict[str, Path]:
+    """The coarse phantom written by the sample-data writer: ``dicom_dir``, ``ct_nifti``, ``body_labels``..."""
+    from pvp_plan.sample_data import write_phantom
+
+    return write_phantom(phantom_object, tmp_path_factory.mktemp("phantom"), compress_dicom=False)
+
+
+@pytest.fixture(scope="session")
+def phantom_nifti(phantom_files) -> Path:
+    return phantom_files["ct_nifti"]
 
 
 @pytest.fixture(scope="session")

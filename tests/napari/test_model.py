@@ -101,12 +101,16 @@ def test_rename_to_a_free_name_and_refuse_an_existing_one(model):
 
 def test_shift_all_names_by_one(model):
     before = {b.label: b.voxel_count for b in model.segmentation.bodies}
-    model.shift_names(+1)
+    model.shift_names(-1)  # one level more cranial (e.g. a miscounted thoracolumbar junction)
     model.accept_update(model.recompute(model.changed_labels()))
     after = {b.label: b.voxel_count for b in model.segmentation.bodies}
-    assert after == {Level.from_label(k).shifted(+1).label: v for k, v in before.items()}
-    model.shift_names(-1)
+    assert after == {Level.from_label(k).shifted(-1).label: v for k, v in before.items()}
+    assert {Level.from_label(k).shifted(-1).label for k in before} == set(model.level_plans)
+    model.shift_names(+1)
     assert {int(v) for v in np.unique(model.labels) if v} == set(before)
+    if Level.L5.label in before:  # no standard level below L5: refused, naming the level
+        with pytest.raises(PlanError, match="L5"):
+            model.shift_names(+1)
 
 
 def test_merge_two_bodies(model):

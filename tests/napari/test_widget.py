@@ -17,6 +17,11 @@ pytest.importorskip("pytestqt")
 
 pytestmark = pytest.mark.napari
 
+from pvp_plan_napari._layers import LEVEL_COLOURS  # noqa: E402
+from pvp_plan_napari._qt.planner_widget import camera  # noqa: E402
+
+from pvp_plan.levels import Level  # noqa: E402
+
 PLUGIN = "pvp-plan"  # npe2 plugin name = the distribution's name
 WAIT_MS = 120_000
 
@@ -42,15 +47,15 @@ def _run_with_truth(qtbot, viewer, phantom, path):
     viewer.add_labels(data, **meta)
     widget = _planner(viewer)
     widget.seed_combo.setCurrentText("ground truth")
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.run()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    _settle(qtbot, widget, widget.run)
     return widget
 
 
-def _wait_for_update(qtbot, widget):
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        pass
+def _settle(qtbot, widget, action=None):
+    """Do ``action`` (an edit) and wait until its level and then its neighbours are re-planned."""
+    if action is not None:
+        action()
+    qtbot.waitUntil(lambda: widget.idle, timeout=WAIT_MS)
 
 
 def test_reader_puts_the_ct_in_physical_space_with_a_bone_window(make_napari_viewer, phantom, phantom_nifti):
@@ -64,6 +69,20 @@ def test_reader_puts_the_ct_in_physical_space_with_a_bone_window(make_napari_vie
     idx = np.array([2, 3, 4])
     np.testing.assert_allclose(layer.data_to_world(idx), ct.index_to_lps(idx)[::-1], atol=1e-4)
     np.testing.assert_array_equal(np.asarray(layer.data), ct.hu)
+
+
+def test_reader_opens_a_dicom_folder_like_the_cli(make_napari_viewer, phantom, phantom_files):
+    from pvp_plan.io import load_ct
+
+    ct, _ = phantom
+    viewer = make_napari_viewer()
+    layer = _open_ct(viewer, phantom_files["dicom_dir"])
+    cli_ct = load_ct(phantom_files["dicom_dir"])  # what `pvp-plan info/plan` read
+    np.testing.assert_allclose(layer.scale, cli_ct.spacing_mm)
+    np.testing.assert_allclose(layer.translate, np.asarray(cli_ct.origin_lps_mm)[::-1])
+    np.testing.assert_allclose(layer.translate, np.asarray(ct.origin_lps_mm)[::-1], atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(layer.data), ct.hu)
+    assert "PHANTOM" not in layer.name  # no patient identifiers in the layer name
 
 
 def test_reader_error_is_a_notification_not_a_traceback(make_napari_viewer, tmp_path, monkeypatch):
@@ -88,7 +107,7 @@ def test_sample_data_gives_ct_and_ground_truth(make_napari_viewer):
     np.testing.assert_allclose(labels.scale, viewer.layers[0].scale)
 
 
-def test_plan_paint_recompute_centre_and_screenshot(make_napari_viewer, qtbot, phantom, phantom_nifti, artifacts):
+def test_plan_screenshot_centre_paint_and_recompute(make_napari_viewer, qtbot, phantom, phantom_nifti, artifacts):
     from scipy import ndimage
 
     ct, truth = phantom
@@ -101,23 +120,45 @@ def test_plan_paint_recompute_centre_and_screenshot(make_napari_viewer, qtbot, p
     assert all(r["volume"] not in ("", "0.0") for r in rows)
     layer = widget.labels_layer
     assert layer.data is model.labels  # the brush edits the model's own array
-    assert layer.colormap.map(np.array([20]))[0][:3] == pytest.approx(np.array(
-        __import__("pvp_plan_napari._layers", fromlist=["LEVEL_COLOURS"]).LEVEL_COLOURS[20][:3]), abs=0.02)
+    l1 = Level.L1.label  # fixed per-level colours, same in the table and the layer
+    assert layer.colormap.map(np.array([l1]))[0][:3] == pytest.approx(np.array(LEVEL_COLOURS[l1][:3]), abs=0.02)
 
     # clicking a row centres the view on that body
     body = bodies[len(bodies) // 2]
     row = [r["level"] for r in rows].index(body.level.value)
+    widget.table.selectRow(row)
     widget.table.cellClicked.emit(row, 0)
     centroid_world = np.asarray(body.centroid_lps_mm)[::-1]
-    np.testing.assert_allclose(viewer.camera.center, centroid_world, atol=1e-6)
+    displayed = list(viewer.dims.displayed)  # (y, x) in the default axial view; the slider holds z
+    np.testing.assert_allclose(camera(viewer).center[-2:], centroid_world[displayed], atol=1e-6)
     assert abs(viewer.dims.point[0] - centroid_world[0]) <= ct.spacing_mm[0] / 2 + 1e-6
     assert layer.selected_label == body.label
+
+    # screenshot: sagittal view through the spine, bone window, labels over the CT, the table readable
+    viewer.window._qt_window.resize(1700, 1000)
+    viewer.dims.order = (2, 0, 1)  # slider: x (left-right); displayed: z (up), y (anterior left)
+    viewer.dims.set_point(2, float(centroid_world[2]))
+    try:
+        camera(viewer).orientation2d = ("up", "right")
+    except (AttributeError, ValueError):
+        pass
+    viewer.reset_view()
+    qtbot.wait(300)
+    shot = artifacts / "napari_widget.png"
+    viewer.screenshot(str(shot), canvas_only=False)
+    assert shot.stat().st_size > 10_000
+    viewer.dims.order = (0, 1, 2)  # back to axial for the edits below
+    try:
+        camera(viewer).orientation2d = ("down", "right")
+    except (AttributeError, ValueError):
+        pass
+    viewer.dims.set_point(0, float(centroid_world[0]))
 
     # paint background voxels touching the body with the layer's own editing API: the volume grows by n voxels
     before_ml = model.level_plans[body.label].body_volume_ml
     ring = np.argwhere(ndimage.binary_dilation(model.labels == body.label) & (model.labels == 0))[:9]
     t0 = time.perf_counter()
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
+    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):  # the first update is the edited level's
         layer.data_setitem(tuple(ring.T), body.label)
     elapsed = time.perf_counter() - t0
     after_ml = model.level_plans[body.label].body_volume_ml
@@ -126,35 +167,21 @@ def test_plan_paint_recompute_centre_and_screenshot(make_napari_viewer, qtbot, p
     assert model.edited and model.segmentation.edited
     print(f"recompute after paint: {widget.last_recompute_seconds:.3f} s worker, {elapsed:.3f} s incl. debounce")
     assert widget.last_recompute_seconds < 1.0
+    _settle(qtbot, widget)  # then its neighbours (collapse ratios)
 
     # a brush stroke (napari's own paint) and its undo are both followed
     snapshot = layer.data.copy()
     layer.brush_size = 3
     idx = np.argwhere(model.labels == body.label)
     edge = idx[np.argmax(idx[:, 2])]  # the body's right-most voxel (index space)
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        layer.paint(tuple(int(v) for v in edge), body.label)
+    _settle(qtbot, widget, lambda: layer.paint(tuple(int(v) for v in edge), body.label))
     painted = int(np.count_nonzero(layer.data != snapshot))
     assert painted > 0
     grown_ml = model.level_plans[body.label].body_volume_ml
     assert grown_ml - after_ml == pytest.approx(painted * ct.voxel_volume_ml, rel=1e-9)
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        layer.undo()
+    _settle(qtbot, widget, lambda: layer.undo())
     assert model.level_plans[body.label].body_volume_ml == pytest.approx(after_ml)
 
-    # screenshot: sagittal view through the spine, bone window, labels over the CT, the table readable
-    viewer.window._qt_window.resize(1700, 1000)
-    viewer.dims.order = (2, 0, 1)  # slider: x (left-right); displayed: z (up), y (anterior left)
-    viewer.dims.set_point(2, float(centroid_world[2]))
-    try:
-        viewer.camera.orientation2d = ("up", "right")
-    except (AttributeError, ValueError):
-        pass
-    viewer.reset_view()
-    qtbot.wait(300)
-    shot = artifacts / "napari_widget.png"
-    viewer.screenshot(str(shot), canvas_only=False)
-    assert shot.stat().st_size > 10_000
 
 
 def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, phantom, phantom_nifti):
@@ -168,42 +195,72 @@ def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, pha
     widget.rename(first, second)  # taken: refused with the fix
     assert errors and "merge" in str(errors[-1])
 
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.shift_names(+1)
-    from pvp_plan.levels import Level
-
-    shifted = [Level.parse(n).shifted(+1).value for n in names]
+    _settle(qtbot, widget, lambda: widget.shift_names(-1))
+    shifted = [Level.parse(n).shifted(-1).value for n in names]
     assert [r["level"] for r in widget.row_texts()] == shifted
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.shift_names(-1)
+    _settle(qtbot, widget, lambda: widget.shift_names(+1))
     assert [r["level"] for r in widget.row_texts()] == names
 
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.merge(second, first)
+    _settle(qtbot, widget, lambda: widget.merge(second, first))
     assert [r["level"] for r in widget.row_texts()] == names[1:]
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.split(second)
+    _settle(qtbot, widget, lambda: widget.split(second))
     assert [r["level"] for r in widget.row_texts()] == names
 
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        widget.rename(first, "C1")
+    _settle(qtbot, widget, lambda: widget.rename(first, "C1"))
     assert "C1" in [r["level"] for r in widget.row_texts()]
     assert [b.level.value for b in widget.model.segmentation.bodies].count(first) == 0
 
 
-def test_export_writes_files_marked_edited(make_napari_viewer, qtbot, phantom, phantom_nifti, tmp_path, artifacts):
+def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, phantom, phantom_nifti):
+    from dataclasses import replace
+
+    from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
+
     viewer = make_napari_viewer()
     widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    model = widget.model
+    body = model.segmentation.bodies[2]
+    c = np.asarray(body.centroid_lps_mm)
+
+    def path(side, dx, safe):
+        skin, entry = tuple(c + (dx, 60.0, 0.0)), tuple(c + (dx / 2, 25.0, 0.0))
+        return NeedlePath(level=body.level.value, side=side, gauge="11G",
+                          pedicle=PedicleMeasurement(side, 6.0, 12.0, entry), skin_entry_lps_mm=skin,
+                          bone_entry_lps_mm=entry, target_lps_mm=tuple(c), mediolateral_angle_deg=15.0,
+                          craniocaudal_angle_deg=0.0, skin_to_target_mm=60.0, bone_entry_to_target_mm=25.0,
+                          min_distance_to_medial_wall_mm=2.0, min_distance_to_inferior_wall_mm=2.0, safe=safe)
+
+    paths = (path("left", 20.0, True), path("right", -20.0, False))
+    model.level_plans[body.label] = replace(model.level_plans[body.label], needle_paths=paths)
+    widget._show_needles()
+    shapes = next(ly for ly in viewer.layers if type(ly).__name__ == "Shapes")
+    points = next(ly for ly in viewer.layers if type(ly).__name__ == "Points")
+    assert shapes.shape_type == ["line", "line"]
+    np.testing.assert_allclose(shapes.data[0], np.array([paths[0].skin_entry_lps_mm, c])[:, ::-1])
+    assert list(shapes.features["side"]) == ["left", "right"]
+    assert list(shapes.features["safe"]) == [True, False]  # unsafe paths drawn red
+    np.testing.assert_allclose(shapes.edge_color[1][:3], (1.0, 0.0, 0.0))
+    assert len(points.data) == 4  # bone entry and target of each path
+    assert viewer.layers.selection.active is widget.labels_layer  # painting stays one click away
+    widget._show_needles()  # re-drawing replaces the layers instead of piling them up
+    assert sum(type(ly).__name__ == "Shapes" for ly in viewer.layers) == 1
+
+
+def test_export_writes_files_marked_edited(make_napari_viewer, qtbot, phantom, phantom_files, tmp_path, artifacts):
+    """DICOM in, so the export also writes the DICOM SEG and SR when pvp_plan.export can."""
+    viewer = make_napari_viewer()
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_files["dicom_dir"])
     layer = widget.labels_layer
     body = widget.model.segmentation.bodies[0]
     idx = np.argwhere(widget.model.labels == body.label)[:4]
-    with qtbot.waitSignal(widget.plan_updated, timeout=WAIT_MS):
-        layer.data_setitem(tuple(idx.T), 0)  # erase four voxels
+    _settle(qtbot, widget, lambda: layer.data_setitem(tuple(idx.T), 0))  # erase four voxels
     out = tmp_path / "export"
     with qtbot.waitSignal(widget.exported, timeout=WAIT_MS) as blocker:
         widget.export(out)
     written = {p.rsplit("/", 1)[-1] for p in blocker.args[0]}
     assert {"plan.json", "plan.csv", "report.html", "vertebral_bodies.nii.gz"} <= written
+    pytest.importorskip("highdicom")
+    assert {"vertebral_bodies.seg.dcm", "measurements.sr.dcm"} <= written
     plan = json.loads((out / "plan.json").read_text())
     assert plan["segmentation"]["edited"] is True
     assert "edited by hand" in plan["segmentation"]["method"]

@@ -6,6 +6,8 @@ Uneven voxel spacing (z 2.0 mm, y/x 0.8 mm) on purpose.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -36,11 +38,11 @@ def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = Fal
     wedge : anterior height loss fraction of L2 (posterior height kept).
     crush : uniform height loss fraction of L2 (all heights).
     """
-    z, y, x = (np.arange(n) * s for n, s in zip(SHAPE, SPACING))
+    z, y, x = (np.arange(n) * s for n, s in zip(SHAPE, SPACING, strict=True))
     Z, Y, X = np.meshgrid(z, y, x, indexing="ij")
     hu = np.full(SHAPE, SOFT_HU, dtype=np.float32)
     labels = np.zeros(SHAPE, dtype=np.uint8)
-    for name, (zc, yc, xc) in zip(LEVELS, body_centres_mm()):
+    for name, (zc, yc, xc) in zip(LEVELS, body_centres_mm(), strict=True):
         r = np.sqrt(((X - xc) / HALF_X) ** 2 + ((Y - yc) / HALF_Y) ** 2)
         h = HEIGHT * (1 - crush) if name == "L2" else HEIGHT
         bottom = zc - h / 2
@@ -75,3 +77,20 @@ def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = Fal
 @pytest.fixture(scope="session")
 def normal_spine():
     return make_spine()
+
+
+@functools.lru_cache(maxsize=1)
+def phantom_with_truth_plan():
+    """The default phantom (generated once per session) and its plan on the truth segmentation."""
+    sample_data = pytest.importorskip("pvp_plan.sample_data")
+    from pvp_plan.pipeline import PlanOptions, plan_case
+
+    ph = sample_data.generate_phantom()
+    seg = Segmentation.from_label_map(ph.body_labels, ph.ct, method="phantom truth")
+    plan = plan_case(ph.ct, segmentation=seg, options=PlanOptions(plan_needles=False))
+    return ph, seg, plan
+
+
+@pytest.fixture(scope="session")
+def phantom_plan():
+    return phantom_with_truth_plan()

@@ -90,7 +90,7 @@ def test_crush_against_neighbours():
     nb = {"L1": BodyHeights(26.0, 25.0, 26.0, 30.0), "L3": BodyHeights(28.0, 27.0, 28.0, 30.0)}
     ca, _ = assess_collapse(BodyHeights(14.0, 13.5, 14.0, 30.0), level="L2", neighbours=nb)
     assert ca.own_ratio == pytest.approx(13.5 / 14.0)  # uniform crush: the level alone looks normal
-    assert ca.neighbour_ratio == pytest.approx(min(14.0 / 27.0, 13.5 / 26.0, 14.0 / 27.0))
+    assert ca.neighbour_ratio == pytest.approx((41.5 / 3) / ((77.0 / 3 + 83.0 / 3) / 2))
     assert ca.genant_grade == 3 and ca.neighbours == ("L1", "L3")
 
 

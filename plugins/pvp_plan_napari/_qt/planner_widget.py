@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from pvp_plan.errors import InputError
 from pvp_plan.levels import Level
 from pvp_plan_napari import _table
 from pvp_plan_napari._layers import (
@@ -87,6 +88,7 @@ class PlannerWidget(QWidget):
         self._worker = None
         self._recompute_worker = None
         self._pending: set[int] = set()
+        self._stale: set[int] = set()  # neighbours of edited bodies, re-planned after them
         self._history_sig: tuple[int, int] | None = None
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -100,7 +102,7 @@ class PlannerWidget(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        self.setMinimumWidth(600)
+        self.setMinimumWidth(640)
         root = QVBoxLayout(self)
 
         setup = QGroupBox("Plan")
@@ -144,6 +146,9 @@ class PlannerWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
+        font = self.table.font()
+        font.setPointSizeF(max(font.pointSizeF() - 1.0, 7.0))
+        self.table.setFont(font)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setMinimumSectionSize(30)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -202,18 +207,17 @@ class PlannerWidget(QWidget):
         self.image_combo.addItems([ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim == 3])
         self.seed_combo.clear()
         self.seed_combo.addItem(AUTOMATIC)
-        self.seed_combo.addItems([ly.name for ly in self.viewer.layers if isinstance(ly, Labels)
-                                  and ly is not self.labels_layer])
+        self.seed_combo.addItems([ly.name for ly in self.viewer.layers if isinstance(ly, Labels)])
         if current_image:
             self.image_combo.setCurrentText(current_image)
         if current_seed:
             self.seed_combo.setCurrentText(current_seed)
 
     def _on_layer_removed(self, event) -> None:
-        if event.value is self.labels_layer:
+        removed = _unwrap(event.value)
+        if removed is self.labels_layer:
             self.labels_layer = None
-        if event.value in self.needle_layers:
-            self.needle_layers.remove(event.value)
+        self.needle_layers = [ly for ly in self.needle_layers if ly is not removed]
 
     # ------------------------------------------------------------------ run
     def run(self) -> None:
@@ -224,7 +228,7 @@ class PlannerWidget(QWidget):
         try:
             image = self._layer(self.image_combo.currentText())
             if image is None:
-                raise _UserError("no CT image layer: open a CT first")
+                raise InputError("no 3-D CT image layer: open a CT first (File > Open, or pvp-plan view INPUT)")
             ct = ct_from_layer(image.data, scale=image.scale, translate=image.translate,
                                metadata=image.metadata, name=image.name)
             options = make_options(gauge=self.gauge_combo.currentText(), levels=parse_levels(self.levels_edit.text()))
@@ -233,7 +237,11 @@ class PlannerWidget(QWidget):
             seed = None
             if seed_name and seed_name != AUTOMATIC:
                 seed_layer = self._layer(seed_name)
-                seed = model.segmentation_from_labels(np.asarray(seed_layer.data), method=f"label layer {seed_name!r}")
+                if _unwrap(seed_layer) is self.labels_layer and self.model is not None:  # re-plan the corrected map
+                    seed = self.model.edited_segmentation()
+                else:
+                    seed = model.segmentation_from_labels(np.asarray(seed_layer.data),
+                                                          method=f"label layer {seed_name!r}")
         except Exception as exc:  # noqa: BLE001 - every failure becomes one notification line
             self._fail(exc)
             return
@@ -282,17 +290,26 @@ class PlannerWidget(QWidget):
 
     # ------------------------------------------------------------------ layers
     def _layer(self, name: str):
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+        """The layer called ``name`` (unwrapped from napari's plugin proxy, so identity checks hold), or None."""
+        return _unwrap(self.viewer.layers[name]) if name and name in self.viewer.layers else None
+
+    def _has(self, layer) -> bool:
+        return layer is not None and any(_unwrap(ly) is layer for ly in self.viewer.layers)
 
     def _show_labels(self) -> None:
+        """Show the model's label map in the editable labels layer (reused across runs, created once)."""
         model = self.model
-        if self.labels_layer is not None and self.labels_layer in self.viewer.layers:
+        if self._has(self.labels_layer):
             self._disconnect_labels()
-            self.viewer.layers.remove(self.labels_layer)
+            self.labels_layer.data = model.labels
+            self.labels_layer.visible = True
+        else:
+            data, meta, _ = labels_layer_data(model.labels, model.ct, name="vertebral bodies (editable)")
+            self.labels_layer = _unwrap(self.viewer.add_labels(data, **meta))
         if self._seed_layer_name and self._seed_layer_name in self.viewer.layers:
-            self.viewer.layers[self._seed_layer_name].visible = False
-        data, meta, _ = labels_layer_data(model.labels, model.ct, name="vertebral bodies (editable)")
-        self.labels_layer = self.viewer.add_labels(data, **meta)
+            seed_layer = self._layer(self._seed_layer_name)
+            if seed_layer is not self.labels_layer:
+                seed_layer.visible = False
         bodies = model.current_segmentation().bodies
         if bodies:
             self.labels_layer.selected_label = bodies[len(bodies) // 2].label
@@ -302,6 +319,7 @@ class PlannerWidget(QWidget):
         self._history_sig = self._history_signature()
         self._refresh_body_choices()
         self._refresh_layer_choices()
+        self.seed_combo.setCurrentText(self.labels_layer.name)  # re-running keeps the corrections
         self.viewer.layers.selection.active = self.labels_layer
 
     def _disconnect_labels(self) -> None:
@@ -315,8 +333,8 @@ class PlannerWidget(QWidget):
 
     def _show_needles(self) -> None:
         for layer in list(self.needle_layers):
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+            if self._has(layer):
+                self.viewer.layers.remove(layer.name)
         self.needle_layers = []
         lines, props, points = [], {"level": [], "side": [], "safe": []}, []
         for lp in self.model.ordered_level_plans():
@@ -335,10 +353,10 @@ class PlannerWidget(QWidget):
         data, meta, _ = needle_shapes_data(lines, props)
         meta["edge_color"] = ["yellow" if s else "red" for s in props["safe"]]
         meta.pop("features")
-        shapes = self.viewer.add_shapes(data, **meta)
+        shapes = _unwrap(self.viewer.add_shapes(data, **meta))
         shapes.features = props
         pdata, pmeta, _ = needle_points_data(np.array(points))
-        self.needle_layers = [shapes, self.viewer.add_points(pdata, **pmeta)]
+        self.needle_layers = [shapes, _unwrap(self.viewer.add_points(pdata, **pmeta))]
         if self.labels_layer is not None:
             self.viewer.layers.selection.active = self.labels_layer
 
@@ -405,15 +423,20 @@ class PlannerWidget(QWidget):
         for axis in range(min(dims.ndim, 3)):
             if axis not in dims.displayed:
                 dims.set_point(axis, float(world[axis]))
-        self.viewer.camera.center = tuple(float(v) for v in world)
+        camera(self.viewer).center = tuple(float(world[a]) for a in dims.displayed)
         self.body_combo.setCurrentText(level)
         if self.labels_layer is not None:
             self.labels_layer.selected_label = Level.parse(level).label
 
     # ------------------------------------------------------------------ edits
-    def _history_signature(self) -> tuple[int, int]:
-        layer = self.labels_layer
-        return (len(getattr(layer, "_undo_history", ())), len(getattr(layer, "_redo_history", ())))
+    def _history_signature(self) -> tuple[int, int] | None:
+        """Lengths of the labels layer's undo/redo stacks (undo and redo emit no paint event).
+
+        Private napari state, read defensively: None when absent, and then every refresh is checked.
+        """
+        undo = getattr(self.labels_layer, "_undo_history", None)
+        redo = getattr(self.labels_layer, "_redo_history", None)
+        return None if undo is None or redo is None else (len(undo), len(redo))
 
     def _on_paint(self, event) -> None:
         self._history_sig = self._history_signature()
@@ -426,7 +449,7 @@ class PlannerWidget(QWidget):
 
     def _on_set_data(self, event=None) -> None:
         sig = self._history_signature()
-        if sig != self._history_sig:  # undo / redo replays edits without a paint event
+        if sig is None or sig != self._history_sig:  # undo / redo replays edits without a paint event
             self._history_sig = sig
             self._schedule(())
 
@@ -438,6 +461,7 @@ class PlannerWidget(QWidget):
         self._debounce.start()
 
     def _start_recompute(self) -> None:
+        """Re-plan the levels whose voxels changed (debounced; one worker at a time)."""
         if self.model is None or not self._pending:
             return
         if self._recompute_worker is not None or self._worker is not None:
@@ -453,35 +477,53 @@ class PlannerWidget(QWidget):
         if not affected:
             return
         self.model.edited = True
-        self.status.setText(f"re-planning {', '.join(_names(affected))}\u2026")
+        self._stale = (self._stale | self.model.neighbours(affected)) - affected
+        self._launch_recompute(affected, primary=True)
+
+    def _launch_recompute(self, labels: set[int], *, primary: bool) -> None:
+        verb = "re-planning" if primary else "updating neighbours"
+        self.status.setText(f"{verb} {', '.join(_names(labels))}\u2026")
         self._t_edit = time.perf_counter()
         snapshot = self.model.labels.copy()
-        self._recompute_worker = create_worker(guarded_call, self.model.recompute, affected, labels=snapshot,
-                                               _start_thread=False)
-        self._recompute_worker.returned.connect(self._on_recompute_returned)
-        self._recompute_worker.finished.connect(self._on_recompute_finished)
-        self._recompute_worker.start()
+        worker = create_worker(guarded_call, self.model.recompute, labels, labels=snapshot, _start_thread=False)
+        worker.returned.connect(lambda update: self._on_recompute_returned(update, primary=primary))
+        worker.finished.connect(self._on_recompute_finished)
+        self._recompute_worker = worker
+        worker.start()
 
     def _on_recompute_finished(self) -> None:
         self._recompute_worker = None
+        if self._stale and not self._pending and self._worker is None and self.model is not None:
+            stale, self._stale = self._stale, set()
+            self._launch_recompute(stale, primary=False)  # neighbours: their collapse ratios use this body
 
-    def _on_recompute_returned(self, update: LevelUpdate | Failure) -> None:
+    @property
+    def idle(self) -> bool:
+        """No run, export or re-plan in progress or waiting."""
+        return (self._worker is None and self._recompute_worker is None and not self._pending and not self._stale
+                and not self._debounce.isActive())
+
+    def _on_recompute_returned(self, update: LevelUpdate | Failure, *, primary: bool = True) -> None:
         if isinstance(update, Failure):
+            self._stale.clear()
             self._fail(update.message)
             return
         self.model.accept_update(update)
-        self.last_recompute_seconds = time.perf_counter() - self._t_edit
+        seconds = time.perf_counter() - self._t_edit
+        if primary:
+            self.last_recompute_seconds = seconds
         self._refresh_table()
         self._refresh_body_choices()
         self._show_needles()
         names = _names(set(update.level_plans) | set(update.removed))
-        self.status.setText(f"re-planned {', '.join(names) or 'nothing'} in {self.last_recompute_seconds:.2f} s "
+        what = "re-planned" if primary else "updated neighbours"
+        self.status.setText(f"{what} {', '.join(names) or 'nothing'} in {seconds:.2f} s "
                             "(segmentation edited by hand)")
         self.plan_updated.emit()
 
     def _edit(self, action, *args, **kwargs) -> None:
-        if self.model is None or self.model.labels is None:
-            self._fail("run the planner first")
+        if self.model is None or self.model.labels is None or self.labels_layer is None:
+            self._fail("run the planner first (the editable labels layer is missing)")
             return
         try:
             affected = action(*args, **kwargs)
@@ -512,6 +554,10 @@ class PlannerWidget(QWidget):
                 body = self.model.current_segmentation().body(level)
             except Exception as exc:  # noqa: BLE001
                 self._fail(exc)
+                return
+            if 0 in self.viewer.dims.displayed:
+                self._fail("split at the current slice works in the axial view (z on the slider); "
+                           "roll the dims back or split at the mid-plane")
                 return
             point = np.array(body.centroid_lps_mm, dtype=float)
             point[2] = float(self.viewer.dims.point[0])  # world z (mm) of the current axial slice = LPS z
@@ -556,8 +602,15 @@ class PlannerWidget(QWidget):
         show_error(f"pvp-plan: {message}")
 
 
-class _UserError(Exception):
-    pass
+def _unwrap(obj):
+    """The object behind napari's ``PublicOnlyProxy`` (plugin widgets receive a proxied viewer)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
 def _names(labels) -> list[str]:

@@ -1,0 +1,64 @@
+"""Measurements on the analytic spine (uneven voxels, known truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pvp_plan.measure import body_frame, body_heights, posterior_third_stop_ml, volume_estimate
+from pvp_plan.plan.level import crop_box
+from tests.plan.conftest import HEIGHT, SPACING, make_spine
+
+
+def _body(seg, level):
+    full = seg.mask(level)
+    box = crop_box(full, spacing_mm=SPACING)
+    return full[box], box
+
+
+def test_volume_and_one_voxel_band(normal_spine):
+    ct, seg = normal_spine
+    mask, _ = _body(seg, "L2")
+    v = volume_estimate(mask, spacing_mm=SPACING)
+    assert v.volume_ml == pytest.approx(np.count_nonzero(mask) * 2.0 * 0.8 * 0.8 / 1000)
+    analytic = np.pi * 20.0 * 15.0 * HEIGHT / 1000  # elliptic cylinder, mL
+    assert v.low_ml < analytic < v.high_ml
+    assert v.voxel_size_mm == SPACING
+
+
+def test_posterior_third_stop_is_two_thirds_of_a_symmetric_body(normal_spine):
+    _, seg = normal_spine
+    mask, _ = _body(seg, "L2")
+    frame = body_frame(mask, spacing_mm=SPACING, axis_lps=seg.body("L2").axis_lps)
+    stop = posterior_third_stop_ml(mask, spacing_mm=SPACING, frame=frame)
+    total = volume_estimate(mask, spacing_mm=SPACING).volume_ml
+    # an elliptic section: the area in front of the plane 2/3 back is (2pi/3 + sqrt(3)/4 ... ) / pi ~ 0.804 of it
+    t = np.arccos(1 / 3)
+    expected = (np.pi - t + np.sin(t) * np.cos(t)) / np.pi  # segment of the unit disc with x > -1/3
+    assert stop / total == pytest.approx(expected, abs=0.02)
+
+
+def test_heights_of_a_wedge_along_the_axis():
+    _, seg = make_spine(wedge=0.4)
+    mask, _ = _body(seg, "L2")
+    frame = body_frame(mask, spacing_mm=SPACING, axis_lps=seg.body("L2").axis_lps)
+    h = body_heights(mask, spacing_mm=SPACING, frame=frame)
+    assert h.posterior_mm > h.middle_mm > h.anterior_mm
+    # the top falls linearly from back to front; the anterior band sits 15-30% of the depth behind the front
+    assert h.anterior_mm == pytest.approx(HEIGHT * (1 - 0.4 * (1 - 0.225)), abs=2.0)
+    assert h.posterior_mm == pytest.approx(HEIGHT * (1 - 0.4 * 0.225), abs=2.0)
+
+
+def test_frame_anterior_is_perpendicular_to_a_tilted_axis(normal_spine):
+    _, seg = normal_spine
+    mask, _ = _body(seg, "L2")
+    tilt = np.array([0.0, 0.3, 1.0]) / np.linalg.norm([0.0, 0.3, 1.0])
+    f = body_frame(mask, spacing_mm=SPACING, axis_lps=tuple(tilt))
+    assert abs(f.anterior_zyx @ f.axis_zyx) < 1e-9
+    assert f.anterior_zyx[1] < 0  # anterior is -y (LPS)
+    assert f.left_zyx[2] > 0.99  # patient left is +x
+
+
+def test_empty_mask_has_no_frame():
+    with pytest.raises(ValueError, match="empty body mask"):
+        body_frame(np.zeros((4, 4, 4), bool), spacing_mm=(1.0, 1.0, 1.0))

@@ -1,0 +1,79 @@
+"""Needle paths from pvp_plan.needle are stored per level, written to plan.json and drawn on the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import pvp_plan.needle
+from pvp_plan.errors import PlanError
+from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
+from pvp_plan.pipeline import PlanOptions, plan_case, write_case_outputs
+from tests.plan.conftest import make_spine
+
+
+def _fake_paths(ct, segmentation, level, *, gauge, target):
+    body = segmentation.body(level)
+    c = np.asarray(body.centroid_lps_mm)
+    out = []
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        entry = c + np.array([sign * 25.0, 60.0, 0.0])
+        tip = c + np.array([sign * 3.0, -6.0, 0.0])
+        out.append(NeedlePath(level=level, side=side, gauge=gauge,
+                              pedicle=PedicleMeasurement(side, 8.0, 14.0, None),
+                              skin_entry_lps_mm=tuple(entry), bone_entry_lps_mm=None, target_lps_mm=tuple(tip),
+                              mediolateral_angle_deg=20.0, craniocaudal_angle_deg=0.0, skin_to_target_mm=70.0,
+                              bone_entry_to_target_mm=35.0, min_distance_to_medial_wall_mm=2.0,
+                              min_distance_to_inferior_wall_mm=2.0, safe=True))
+    return tuple(out)
+
+
+def test_needle_paths_are_stored_written_and_drawn(tmp_path, monkeypatch):
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", _fake_paths, raising=False)
+    ct, seg = make_spine()
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), needle_gauge="13G"))
+    lp = plan.level("L2")
+    assert [p.side for p in lp.needle_paths] == ["left", "right"] and lp.needle_paths[0].gauge == "13G"
+    assert "needle_planning_unavailable" not in {n.code for n in plan.notices}
+    paths = write_case_outputs(plan, tmp_path)
+    d = json.loads(paths["json"].read_text())
+    assert len(d["levels"][0]["needle_paths"]) == 2 and d["levels"][0]["needle_paths"][0]["safe"] is True
+    html = paths["html"].read_text()
+    assert "needle paths (entry to target)" in html
+
+
+def test_unavailable_needle_planning_is_a_notice(monkeypatch):
+    def not_yet(*args, **kwargs):
+        raise NotImplementedError
+
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", not_yet, raising=False)
+    ct, seg = make_spine()
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",)))
+    assert plan.level("L2").needle_paths == ()
+    assert "needle_planning_unavailable" in {n.code for n in plan.notices}
+
+
+def test_needle_failure_on_one_level_is_a_level_notice(monkeypatch):
+    def fails(ct, segmentation, level, **kwargs):
+        raise PlanError(f"{level}: pedicle not found")
+
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", fails, raising=False)
+    ct, seg = make_spine()
+    lp = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",))).level("L2")
+    assert any(n.code == "needle_planning_failed" and "pedicle not found" in n.message for n in lp.warnings)
+
+
+def test_no_needles_when_switched_off(monkeypatch):
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", _fake_paths, raising=False)
+    ct, seg = make_spine()
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
+    assert plan.level("L2").needle_paths == ()
+
+
+@pytest.mark.parametrize("gauge, cautioned", [("10G", True), ("11G", False)])
+def test_10g_caution_reaches_the_case_notices(gauge, cautioned, normal_spine_plan_options=None):
+    ct, seg = make_spine()
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), needle_gauge=gauge, plan_needles=False))
+    assert ("needle_thicker_than_11g" in {n.code for n in plan.notices}) is cautioned
