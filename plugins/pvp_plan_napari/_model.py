@@ -248,7 +248,7 @@ class PlannerModel:
         if labels.shape != self.ct.shape:
             raise LabelMapError(f"label layer shape {labels.shape} does not match the CT {self.ct.shape}; "
                                 "choose a label layer drawn on this CT")
-        _check_verse(labels)
+        check_verse_labels(labels)
         return Segmentation.from_label_map(labels.astype(np.uint8), self.ct, method=method)
 
     # ------------------------------------------------------------------ rows
@@ -298,7 +298,7 @@ class PlannerModel:
 
         t0 = time.perf_counter()
         labels = self._require_labels().copy() if labels is None else labels
-        _check_verse(labels)
+        check_verse_labels(labels)
         seg = self._edited_segmentation(labels, edited=self.edited or note_edit)
         present = {b.label for b in seg.bodies}
         affected = {int(v) for v in affected} - {0}
@@ -497,9 +497,14 @@ def _label_counts(labels: np.ndarray) -> np.ndarray:
     return np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=256)
 
 
-def _check_verse(labels: np.ndarray) -> None:
-    present = {int(v) for v in np.flatnonzero(_label_counts(labels))} - {0}
-    bad = sorted(present - _VERSE_VALUES)
+def check_verse_labels(labels: np.ndarray) -> None:
+    """Refuse label values that are not VerSe body labels (checked before any cast to uint8)."""
+    labels = np.asarray(labels)
+    if labels.dtype == np.uint8:
+        present = {int(v) for v in np.flatnonzero(_label_counts(labels))}
+    else:
+        present = {int(v) for v in np.unique(labels)}
+    bad = sorted(present - _VERSE_VALUES - {0})
     if bad:
         raise LabelMapError(f"label value(s) {bad} are not VerSe vertebral-body labels (T1 = 8 ... L5 = 24); "
                             "undo the stroke or paint with a level's label")

@@ -37,6 +37,9 @@ class TrabecularDensity:
         Cut-offs actually applied: ``low_hu`` is lowered to ``median - noise_sd * sd`` when noise would otherwise
         make the tail of normal or osteoporotic bone count as a lesion (kept when the median itself is below
         ``low_hu``: diffuse replacement); ``high_hu`` is used as given.
+    low_cluster_cortex_fraction : float
+        Share of the body's surface voxels that soft tissue connected to the largest low cluster reaches
+        (cortical destruction; :func:`cortex_breach_fraction`).
     low_cluster_center_zyx : tuple of float or None
         Voxel index (z, y, x) of the largest low cluster's centre (for report images).
     high_cluster_center_zyx : tuple of float or None
@@ -59,6 +62,7 @@ class TrabecularDensity:
     smoothed_sd_robust: float | None = None
     low_hu_used: float | None = None
     high_hu_used: float | None = None
+    low_cluster_cortex_fraction: float = 0.0
 
 
 def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float
@@ -75,14 +79,30 @@ def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float
     return mask.astype(bool), 0.0
 
 
-def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None]:
+def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None, np.ndarray | None]:
     lab, n = ndimage.label(sel)
     if n == 0:
-        return 0, None
+        return 0, None, None
     sizes = np.bincount(lab.ravel())[1:]
     k = int(np.argmax(sizes)) + 1
-    center = tuple(float(v) for v in np.argwhere(lab == k).mean(axis=0))
-    return int(sizes[k - 1]), center
+    cluster = lab == k
+    center = tuple(float(v) for v in np.argwhere(cluster).mean(axis=0))
+    return int(sizes[k - 1]), center, cluster
+
+
+def cortex_breach_fraction(cluster: np.ndarray | None, mask: np.ndarray, smooth: np.ndarray, *, low_hu: float
+                           ) -> float:
+    """Share of the body's surface voxels reached by soft tissue connected to ``cluster`` (cortical destruction).
+
+    Soft tissue (smoothed HU below ``low_hu``) inside the body that touches the cluster is followed out to the
+    outermost voxel layer of the mask; 0 when the cluster stays inside an intact shell.
+    """
+    if cluster is None:
+        return 0.0
+    surface = mask & ~ndimage.binary_erosion(mask)
+    soft, _ = ndimage.label(mask & ((smooth < low_hu) | cluster))
+    grown = np.isin(soft, np.unique(soft[cluster])) & (soft > 0)
+    return float(np.count_nonzero(grown & surface)) / max(int(np.count_nonzero(surface)), 1)
 
 
 def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float, float, float],
@@ -121,8 +141,9 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     low_used = low_hu if med < low_hu else min(low_hu, med - noise_sd * sd)
     high_used = high_hu  # sclerotic cut-offs sit many noise SDs above normal trabecular bone
     low_sel, high_sel = region & (smooth < low_used), region & (smooth > high_used)
-    low_n, low_c = _largest_cluster(low_sel)
-    high_n, high_c = _largest_cluster(high_sel)
+    low_n, low_c, low_cluster = _largest_cluster(low_sel)
+    high_n, high_c, _ = _largest_cluster(high_sel)
+    breach = cortex_breach_fraction(low_cluster, m, smooth, low_hu=low_used)
     offset = np.array([s.start for s in sl], dtype=float)
 
     def shift(c: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
@@ -136,5 +157,5 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
         high_fraction=float(np.count_nonzero(high_sel) / n),
         high_cluster_fraction=high_n / n,
         low_cluster_center_zyx=shift(low_c), high_cluster_center_zyx=shift(high_c),
-        smoothed_sd_robust=sd, low_hu_used=low_used, high_hu_used=high_used,
+        smoothed_sd_robust=sd, low_hu_used=low_used, high_hu_used=high_used, low_cluster_cortex_fraction=breach,
     )

@@ -49,7 +49,7 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
         hu_std=td.hu_std, lytic_fraction=td.low_fraction, lytic_cluster_fraction=td.low_cluster_fraction,
         sclerotic_fraction=td.high_fraction, sclerotic_cluster_fraction=td.high_cluster_fraction,
         margin_mm=td.margin_mm, thresholds={**t.to_dict(), "lytic_hu_applied": round(low_used, 1)},
-        osteoporosis_note=note, location_zyx=location,
+        osteoporosis_note=note, location_zyx=location, lytic_cortex_fraction=td.low_cluster_cortex_fraction,
     )
     notices = []
     if cls in ("sclerotic", "mixed"):
@@ -65,8 +65,11 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
             code="lytic_density",
             message=(f"pvp-plan measurement: {level} has a soft-tissue-density (lytic-type) region: "
                      f"{td.low_cluster_fraction:.1%} of the trabecular bone below {low_used:.0f} HU in one cluster "
-                     f"(median {td.hu_median:.0f} HU). "
-                     "Check the cortex and the posterior wall before injecting."),
+                     f"(median {td.hu_median:.0f} HU)"
+                     + (f"; it reaches the body surface ({td.low_cluster_cortex_fraction:.1%} of it): cortical "
+                        "destruction, a possible leak route" if td.low_cluster_cortex_fraction > 0 else
+                        "; the surrounding cortex looks intact on CT")
+                     + ". Check the cortex and the posterior wall before injecting."),
             source="pvp-plan measurement", severity=Severity.CAUTION))
     if cls == "osteoporotic":
         notices.append(Notice(

@@ -95,6 +95,7 @@ class DensityAssessment:
     thresholds: dict
     osteoporosis_note: str = ""
     location_zyx: tuple[float, float, float] | None = None
+    lytic_cortex_fraction: float | None = None  # share of the body surface reached by the lytic cluster
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +104,7 @@ class DensityAssessment:
                    "p95": _r(self.hu_p95), "std": _r(self.hu_std)},
             "trabecular_region": f"body eroded by {self.margin_mm} mm from its surface",
             "lytic_fraction": _r(self.lytic_fraction, 3), "lytic_cluster_fraction": _r(self.lytic_cluster_fraction, 3),
+            "lytic_cortex_fraction": _r(self.lytic_cortex_fraction, 3),
             "sclerotic_fraction": _r(self.sclerotic_fraction, 3),
             "sclerotic_cluster_fraction": _r(self.sclerotic_cluster_fraction, 3),
             "thresholds": self.thresholds, "osteoporosis_note": self.osteoporosis_note,

@@ -30,7 +30,6 @@ from pvp_plan.sample_data.anatomy import (
 from pvp_plan.sample_data.render import Grid, composite, union_into
 from pvp_plan.sample_data.shapes import Capsule, Disc, Ellipsoid, Restricted, Slab, VertebralBody
 from pvp_plan.sample_data.vertebra import (
-    InnerOf,
     VertebraModel,
     make_ribs,
     make_sacrum,

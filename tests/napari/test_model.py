@@ -145,6 +145,13 @@ def test_non_verse_label_is_refused_with_the_fix(model):
         model.recompute(model.changed_labels())
 
 
+def test_wide_label_values_are_checked_before_the_uint8_cast(model):
+    wide = model.labels.astype(np.int32)
+    wide[0, 0, 0] = 256 + 20  # would wrap to 20 (L1) in uint8
+    with pytest.raises(LabelMapError, match="276"):
+        model.segmentation_from_labels(wide)
+
+
 def test_parse_levels_and_options():
     assert parse_levels("") is None
     assert parse_levels("t12, L1") == [Level.T12, Level.L1]

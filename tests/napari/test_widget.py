@@ -269,3 +269,39 @@ def test_export_writes_files_marked_edited(make_napari_viewer, qtbot, phantom, p
                                                      abs=0.006)
     assert "edited" in (out / "report.html").read_text().lower()
     shutil.copy(out / "plan.json", artifacts / "napari_export_plan.json")
+
+
+def test_pipeline_errors_reach_the_notification_area(make_napari_viewer, qtbot, monkeypatch, phantom, phantom_nifti):
+    import pvp_plan_napari._qt.planner_widget as planner_widget
+
+    shown = []
+    monkeypatch.setattr(planner_widget, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    widget.levels_edit.setText("C1")  # not in this CT: the pipeline refuses, naming what it found
+    _settle(qtbot, widget, widget.run)
+    assert len(shown) == 1 and "C1" in shown[0] and "found" in shown[0]
+    widget.levels_edit.setText("Q7")  # not a level at all: refused before any work
+    widget.run()
+    assert len(shown) == 2 and "Q7" in shown[1]
+    assert widget.row_texts()  # the previous plan stays on screen
+
+
+def test_automatic_segmentation_with_gauge_and_levels(make_napari_viewer, qtbot, phantom_nifti):
+    import pvp_plan.segment as segment
+
+    if not hasattr(segment, "segment_vertebral_bodies"):
+        pytest.skip("automatic segmentation not in this build yet")
+    from pvp_plan_napari._qt.planner_widget import AUTOMATIC
+
+    viewer = make_napari_viewer()
+    _open_ct(viewer, phantom_nifti)
+    widget = _planner(viewer)
+    assert widget.seed_combo.currentText() == AUTOMATIC
+    widget.gauge_combo.setCurrentText("13G")
+    widget.levels_edit.setText("T12-L2")
+    _settle(qtbot, widget, widget.run)
+    assert widget.model is not None, widget.status.text()
+    assert [r["level"] for r in widget.row_texts()] == ["T12", "L1", "L2"], widget.status.text()
+    assert widget.model.options.needle_gauge == "13G"
+    assert widget.model.plan.options.levels == ("T12", "L1", "L2")

@@ -80,6 +80,20 @@ def test_more_than_three_levels_raises_the_session_caution(phantom_plan):
     assert "more_than_3_levels" in {n.code for n in plan.notices}
 
 
+def test_lytic_lesion_through_the_cortex_is_reported_as_cortical_destruction(phantom_plan):
+    _, _, plan = phantom_plan
+    d = plan.level("L3").density
+    assert d.lytic_cortex_fraction > 0
+    msg = [n for n in plan.level("L3").warnings if n.code == "lytic_density"][0].message
+    assert "cortical destruction" in msg
+
+
+def test_internal_lytic_lesion_keeps_an_intact_cortex():
+    ct, seg = make_spine(lytic=True)
+    lp = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False)).level("L2")
+    assert lp.density.density_class == "lytic" and lp.density.lytic_cortex_fraction == 0.0
+
+
 def test_replanning_one_level_is_fast(phantom_plan):
     ph, seg, _ = phantom_plan
     t = time.perf_counter()

@@ -9,7 +9,13 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from pvp_plan.sample_data import generate_phantom, load_sample, sample_dicom_dir, sample_nifti_path, write_phantom
+from pvp_plan.sample_data import (
+    generate_phantom,
+    load_sample,
+    sample_dicom_dir,
+    sample_nifti_path,
+    write_phantom,
+)
 from pvp_plan.sample_data import sample as sample_mod
 from pvp_plan.sample_data.write import read_dicom_series
 

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from pvp_plan.errors import InputError
+from pvp_plan.errors import InputError, LabelMapError
 from pvp_plan.levels import Level
 from pvp_plan_napari import _table
 from pvp_plan_napari._layers import (
@@ -55,6 +55,7 @@ from pvp_plan_napari._model import (
     PlannerModel,
     Progress,
     RunResult,
+    check_verse_labels,
     guarded,
     guarded_call,
     make_options,
@@ -443,8 +444,17 @@ class PlannerWidget(QWidget):
         self._schedule(_labels_in_paint_event(event.value))
 
     def _on_data_replaced(self, event=None) -> None:
-        if self.labels_layer is not None and self.model is not None and self.labels_layer.data is not self.model.labels:
-            self.model.labels = np.asarray(self.labels_layer.data).astype(np.uint8, copy=False)
+        layer, model = self.labels_layer, self.model
+        if layer is not None and model is not None and layer.data is not model.labels:
+            data = np.asarray(layer.data)
+            try:
+                if data.shape != model.ct.shape:
+                    raise LabelMapError(f"the new label data {data.shape} does not match the CT {model.ct.shape}")
+                check_verse_labels(data)
+            except LabelMapError as exc:
+                self._fail(exc)
+                return
+            model.labels = data.astype(np.uint8, copy=False)
         self._schedule(())
 
     def _on_set_data(self, event=None) -> None:
