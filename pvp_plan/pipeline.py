@@ -120,6 +120,9 @@ class CasePlan:
         from pvp_plan.rules import cement, collapse, session
 
         prov = self.ct.provenance()
+        source_name = Path(self.ct.series.source_path).name
+        if not self.options.keep_identifiers and source_name and prov.get("series_description") == source_name:
+            prov["series_description"] = ""  # a file name may carry a patient name: withheld by default
         if self.options.keep_identifiers:
             prov["series_uid"] = self.ct.series.series_uid
             prov["source_path"] = self.ct.series.source_path

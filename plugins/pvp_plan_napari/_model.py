@@ -425,13 +425,15 @@ class PlannerModel:
         """Re-plan the case on the current (edited) label map and write plan.json, plan.csv, report.html,
         the label map (NIfTI) and, for DICOM input when :mod:`pvp_plan.export` is available, DICOM SEG + SR.
 
-        Runs in a worker thread on a snapshot of the labels; returns an :class:`ExportResult`.
+        The label map is snapshotted now (main thread); the returned generator does the work in a worker
+        thread and returns an :class:`ExportResult`.
         """
+        seg = self.edited_segmentation()
+        return self._export_steps(Path(out_dir), seg, self.export_options(seg))
+
+    def _export_steps(self, out_dir: Path, seg: Segmentation, options) -> Generator[Progress, None, ExportResult]:
         from pvp_plan.errors import ExportError
 
-        out_dir = Path(out_dir)
-        seg = self.edited_segmentation()
-        options = self.export_options(seg)
         pipeline = _pipeline()
         yield Progress(0.0, "re-planning on the current label map")
         plan = yield from call_with_progress(pipeline.plan_case, self.ct, options=options, segmentation=seg,

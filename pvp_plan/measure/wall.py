@@ -109,27 +109,35 @@ def posterior_wall(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float,
                          wall_hu=wall_hu, protrusion_mm=protrusion, in_wall=in_wall)
 
 
+#: Percentile (toward anterior) of each lateral column's boundary used as the wall's reference line: robust to
+#: a posterior bulge covering up to three quarters of the column's height.
+REFERENCE_PERCENTILE = 75.0
+
+
 def _protrusion(boundary: np.ndarray, in_wall: np.ndarray, axial: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """How far (mm) each boundary point lies behind a robust wall surface (quadratic in left, linear in axial)."""
+    """How far (mm) each boundary point lies behind the wall's reference line (positive = into the canal).
+
+    The wall's lean against the spine axis (median slope of the columns) is removed first; the reference at
+    each lateral position is then the :data:`REFERENCE_PERCENTILE` of the column's boundary, smoothed by a
+    running median over three lateral positions, so any axial curve of the wall is followed column by column.
+    """
     ok = in_wall & np.isfinite(boundary)
     out = np.full(boundary.shape, np.nan)
-    if np.count_nonzero(ok) < 6:
+    cols = [j for j in range(boundary.shape[1]) if np.count_nonzero(ok[:, j]) >= 3]
+    if len(cols) < 4:
         return out
-    A, L = np.meshgrid(axial, left, indexing="ij")
-    X = np.stack([np.ones_like(A), A, L, L * L], axis=-1)
-    w = ok.copy()
-    coef = None
-    for _ in range(4):  # iteratively reweighted: drop points far behind the fit (the protrusion itself)
-        coef, *_ = np.linalg.lstsq(X[w], boundary[w], rcond=None)
-        resid = X @ coef - boundary
-        mad = np.median(np.abs(resid[ok])) + 0.5
-        w = ok & (resid < 3.0 * mad)
-        if np.count_nonzero(w) < 6:
-            break
-    out[ok] = (X @ coef - boundary)[ok]
+    # the wall may lean against the centroid axis (lordosis): remove the median per-column slope first
+    slopes = [np.polyfit(axial[ok[:, j]], boundary[ok[:, j], j], 1)[0] for j in cols]
+    tilt = float(np.median(slopes))
+    detrended = boundary - tilt * axial[:, None]
+    reference = np.full(left.shape, np.nan)
+    reference[cols] = [np.percentile(detrended[ok[:, j], j], REFERENCE_PERCENTILE) for j in cols]
+    with np.errstate(all="ignore"):
+        reference = ndimage.generic_filter(reference, _nanmedian, size=3, mode="nearest")
+    out[ok] = (reference[None, :] - detrended)[ok]
     return out
 
 
-def smooth_flags(flags: np.ndarray) -> np.ndarray:
-    """Remove isolated single grid points from a boolean wall map (opening with a 3 x 3 cross)."""
-    return ndimage.binary_opening(flags)
+def _nanmedian(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else np.nan

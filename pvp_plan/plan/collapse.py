@@ -39,7 +39,8 @@ def assess_collapse(heights: BodyHeights, *, level: str, neighbours: dict[str, B
     losses = [1.0 - r for r in (own, nb_ratio) if r is not None]
     loss = max(0.0, max(losses)) if losses else None
     grade = genant_grade(loss)
-    plana = loss is not None and loss >= VERTEBRA_PLANA.value
+    loss = None if loss is None else float(loss)
+    plana = bool(loss is not None and loss >= VERTEBRA_PLANA.value)
     ca = CollapseAssessment(anterior_mm=a, middle_mm=m, posterior_mm=p, own_ratio=own, neighbour_ratio=nb_ratio,
                             wedge_ratio=wedge, biconcave_ratio=biconcave, anterior_margin_mm=am,
                             posterior_margin_mm=pm,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -70,56 +71,51 @@ def neighbour_heights(segmentation: Segmentation, level: Level) -> dict[str, Bod
 
 def assess_level(ct: CTVolume, segmentation: Segmentation, level: Level | str, *, thresholds: DensityThresholds
                  ) -> LevelPlan:
-    """Measure one body and apply the rules (no needle planning; see :func:`pvp_plan.pipeline.plan_level`)."""
+    """Measure one body and apply the rules (no needle planning; see :func:`pvp_plan.pipeline.plan_level`).
+
+    Density is assessed on every body; heights and the posterior wall on every body not cut by the field
+    of view; volume and fill guidance only on plannable bodies (otherwise None, with the reason).
+    """
     level = Level.parse(str(getattr(level, "value", level)))
     body = segmentation.body(level)
-    name = level.value
-    reason = not_plannable_reason(body)
+    reason = not_plannable_reason(body, voxel_volume_ml=ct.voxel_volume_ml)
     full = segmentation.labels == body.label
     box = crop_box(full, spacing_mm=ct.spacing_mm)
-    mask, hu = full[box], ct.hu[box]
-    sp = ct.spacing_mm
-    notices: list[Notice] = []
+    mask, hu, sp = full[box], ct.hu[box], ct.spacing_mm
     frame = body_frame(mask, spacing_mm=sp, axis_lps=body.axis_lps)
     td = trabecular_density(hu, mask, spacing_mm=sp, margin_mm=thresholds.cortex_margin_mm,
                             low_hu=thresholds.lytic_hu, high_hu=thresholds.sclerotic_hu,
                             noise_sd=thresholds.lytic_noise_sd)
-    density, n = classify_density(td, thresholds=thresholds, level=name)
-    density = _with_location(density, box)
-    notices += n
-    volume = fill = wall = collapse = None
-    if body.cut_by_fov:
-        notices.append(Notice(code="not_plannable", message=f"{name} not plannable: {reason}.",
-                              source="pvp-plan measurement", severity=Severity.CAUTION))
+    density, notices = classify_density(td, thresholds=thresholds, level=level.value)
+    notices = list(notices)
+    collapse = wall = volume = fill = None
+    if not body.cut_by_fov:
+        collapse, n = assess_collapse(body_heights(mask, spacing_mm=sp, frame=frame), level=level.value,
+                                      neighbours=neighbour_heights(segmentation, level))
+        notices += n
+        wall, n = assess_wall(posterior_wall(hu, mask, spacing_mm=sp, frame=frame), frame=frame, spacing_mm=sp,
+                              level=level.value)
+        notices += n
+    if reason is None:
+        volume = volume_estimate(mask, spacing_mm=sp)
+        stop = posterior_third_stop_ml(mask, spacing_mm=sp, frame=frame, stop_fraction=POSTERIOR_THIRD_FRACTION.value)
+        fill, n = fill_guidance(volume.volume_ml, level=level, posterior_third_stop_ml=stop)
+        notices = list(n) + notices
     else:
-        heights = body_heights(mask, spacing_mm=sp, frame=frame)
-        collapse, n = assess_collapse(heights, level=name, neighbours=neighbour_heights(segmentation, level))
-        notices += n
-        pw = posterior_wall(hu, mask, spacing_mm=sp, frame=frame)
-        wall, n = assess_wall(pw, frame=frame, spacing_mm=sp, level=name)
-        wall = _with_location(wall, box)
-        notices += n
-        if reason is None:
-            volume = volume_estimate(mask, spacing_mm=sp)
-            stop = posterior_third_stop_ml(mask, spacing_mm=sp, frame=frame,
-                                           stop_fraction=POSTERIOR_THIRD_FRACTION.value)
-            fill, n = fill_guidance(volume.volume_ml, level=level, posterior_third_stop_ml=stop)
-            notices = list(n) + notices
-        else:
-            notices.append(Notice(code="not_plannable", message=f"{name} not plannable: {reason}.",
-                                  source="pvp-plan measurement", severity=Severity.CAUTION))
+        notices.append(Notice(code="not_plannable", message=f"{level.value} not plannable: {reason}.",
+                              source="pvp-plan measurement", severity=Severity.CAUTION))
     return LevelPlan(
-        level=name, label=body.label, plannable=reason is None, not_plannable_reason=reason,
+        level=level.value, label=body.label, plannable=reason is None, not_plannable_reason=reason,
         body_volume_ml=None if volume is None else volume.volume_ml,
         volume_low_ml=None if volume is None else volume.low_ml,
         volume_high_ml=None if volume is None else volume.high_ml,
-        voxel_size_mm=tuple(float(v) for v in sp), fill=fill, wall=wall, density=density, collapse=collapse,
+        voxel_size_mm=tuple(float(v) for v in sp), fill=fill, density=_in_full_grid(density, box),
+        wall=None if wall is None else _in_full_grid(wall, box), collapse=collapse,
         level_confidence=body.level_confidence, segmentation_confidence=body.segmentation_confidence,
         warnings=tuple(notices),
     )
 
 
-def _with_location(obj, box):
-    from dataclasses import replace
-
+def _in_full_grid(obj, box: tuple[slice, ...]):
+    """``obj`` with its ``location_zyx`` moved from the crop to the full CT grid."""
     return replace(obj, location_zyx=_shift(obj.location_zyx, box))

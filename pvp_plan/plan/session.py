@@ -6,6 +6,7 @@ from pvp_plan.messages import Notice, Severity
 from pvp_plan.rules import JSIR_2019
 from pvp_plan.rules.session import (
     MAX_LEVELS_PER_SESSION,
+    MIN_BODY_VOLUME_ML,
     MIN_LEVEL_CONFIDENCE,
     MIN_SEGMENTATION_CONFIDENCE,
     NEEDLE_11G_OD_MM,
@@ -13,10 +14,13 @@ from pvp_plan.rules.session import (
 from pvp_plan.segment.types import BodyInfo
 
 
-def not_plannable_reason(body: BodyInfo) -> str | None:
-    """Why a body must not be planned (cut by the field of view, uncertain name or shape), or None."""
+def not_plannable_reason(body: BodyInfo, *, voxel_volume_ml: float | None = None) -> str | None:
+    """Why a body must not be planned (cut by the field of view, uncertain name or shape, a fragment), or None."""
     if body.cut_by_fov:
         return "cut by the field of view: the body is incomplete, its volume cannot be measured"
+    if voxel_volume_ml is not None and body.voxel_count * voxel_volume_ml < MIN_BODY_VOLUME_ML.value:
+        return (f"implausibly small body ({body.voxel_count * voxel_volume_ml:.2f} mL < "
+                f"{MIN_BODY_VOLUME_ML.value:g} mL): a segmentation fragment; check the segmentation")
     if body.level_confidence < MIN_LEVEL_CONFIDENCE.value:
         return (f"level name uncertain (confidence {body.level_confidence:.2f} < {MIN_LEVEL_CONFIDENCE.value:g}): "
                 "confirm the level (e.g. --anchor) before planning")

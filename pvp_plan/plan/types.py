@@ -12,7 +12,7 @@ from pvp_plan.needle.types import NeedlePath
 
 
 def _r(v: float | None, nd: int = 1) -> float | None:
-    return None if v is None else round(float(v), nd)
+    return None if v is None else round(float(v), nd) + 0.0  # no "-0.0"
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class FillGuidance:
         return {
             "low": _r(self.low_ml), "high": _r(self.high_ml), "unit": "mL",
             "basis": "50-70% of the body volume (one reference cited by CQ5; no fixed upper limit)",
-            "caution_ml": self.caution_ml, "exceeds_5ml_caution": self.exceeds_5ml_caution,
+            "caution_ml": self.caution_ml, "exceeds_5ml_caution": bool(self.exceeds_5ml_caution),
             "usual_ml": {"low": self.usual_low_ml, "high": self.usual_high_ml, "source": "CQ5"},
             "typical_ml": {"region": self.region, "myeloma": self.typical_myeloma_ml,
                            "osteoporotic": self.typical_osteoporotic_ml},
@@ -70,7 +70,7 @@ class WallBreach:
 
     def to_dict(self) -> dict:
         return {
-            "flag": self.flag, "confidence": _r(self.confidence, 2), "missing_fraction": _r(self.missing_fraction, 2),
+            "flag": bool(self.flag), "confidence": _r(self.confidence, 2), "missing_fraction": _r(self.missing_fraction, 2),
             "cortical_gap_fraction": _r(self.gap_fraction, 2), "protrusion_max_mm": _r(self.protrusion_max_mm),
             "craniocaudal_extent_mm": None if self.extent_mm is None else [_r(v) for v in self.extent_mm],
             "craniocaudal_length_mm": _r(self.craniocaudal_length_mm), "side": self.side, "finding": self.finding,
@@ -139,7 +139,7 @@ class CollapseAssessment:
             "ratio_to_own_posterior": _r(self.own_ratio, 2), "wedge_ratio": _r(self.wedge_ratio, 2),
             "biconcave_ratio": _r(self.biconcave_ratio, 2), "ratio_to_neighbours": _r(self.neighbour_ratio, 2),
             "neighbours_used": list(self.neighbours), "height_loss": _r(self.height_loss, 2),
-            "genant_grade": self.genant_grade, "genant": self.genant_name, "vertebra_plana": self.vertebra_plana,
+            "genant_grade": self.genant_grade, "genant": self.genant_name, "vertebra_plana": bool(self.vertebra_plana),
         }
 
 
@@ -182,14 +182,14 @@ class LevelPlan:
 
     def to_dict(self) -> dict:
         return {
-            "level": self.level, "label": self.label, "plannable": self.plannable,
+            "level": self.level, "label": int(self.label), "plannable": bool(self.plannable),
             "not_plannable_reason": self.not_plannable_reason,
             "body_volume_ml": _r(self.body_volume_ml, 2),
             "body_volume_band_ml": None if self.body_volume_ml is None else {
                 "low": _r(self.volume_low_ml, 2), "high": _r(self.volume_high_ml, 2),
                 "method": "one-voxel erosion / dilation of the body mask", "voxel_size_mm_zyx": list(self.voxel_size_mm)},
             "fill_guidance_ml": None if self.fill is None else self.fill.to_dict(),
-            "exceeds_5ml_caution": None if self.fill is None else self.fill.exceeds_5ml_caution,
+            "exceeds_5ml_caution": None if self.fill is None else bool(self.fill.exceeds_5ml_caution),
             "posterior_third_stop_ml": None if self.fill is None else _r(self.fill.posterior_third_stop_ml),
             "posterior_wall_breach": None if self.wall is None else self.wall.to_dict(),
             "density": None if self.density is None else self.density.to_dict(),

@@ -41,8 +41,9 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
     reaches ``WALL_BONE_HU``) and extends to the surrounding points below ``WALL_GAP_GROW_FRACTION`` of the
     wall's median HU (the blurred rim of the hole).
 
-    Confidence rises with the patch size (relative to the minimum), the depth of the HU drop below the
-    cortex threshold or the protrusion, and falls with coarse voxels (> 1.5 mm).
+    Confidence (0-1, a heuristic, not a probability) rises with the patch size (relative to twice the minimum),
+    with the HU drop of the patch against the wall's median or the protrusion depth, and is scaled by 0.85
+    for voxels coarser than 1.5 mm.
     """
     ok = wall.in_wall
     n_wall = int(np.count_nonzero(ok))
@@ -99,10 +100,11 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
                           finding=f"no breach detected (largest {finding} patch {frac:.0%} of the wall, "
                                   f"{length:.0f} mm: below the flag size)"), ()
     size_term = min(1.0, frac / (2.0 * WALL_MIN_PATCH_FRACTION.value))
-    hu_drop = np.nanmedian(WALL_BONE_HU.value - wall.wall_hu[patch & gap]) if (patch & gap).any() else 0.0
-    depth_term = min(1.0, max(hu_drop / 150.0, (prot_max or 0.0) / (2 * WALL_PROTRUSION_MM.value)))
-    res_term = 1.0 if max(spacing_mm) <= 1.5 else 0.8
-    conf = round(float(np.clip((0.5 + 0.25 * size_term + 0.25 * depth_term) * res_term, 0.0, 1.0)), 2)
+    wall_median = float(np.nanmedian(wall.wall_hu[ok]))
+    contrast = (wall_median - float(np.nanmedian(wall.wall_hu[patch]))) / max(wall_median, 1.0)
+    depth_term = max(min(1.0, max(contrast, 0.0)), min(1.0, (prot_max or 0.0) / (2 * WALL_PROTRUSION_MM.value)))
+    res_term = 1.0 if max(spacing_mm) <= 1.5 else 0.85
+    conf = round(float(np.clip((0.4 + 0.3 * size_term + 0.3 * depth_term) * res_term, 0.0, 1.0)), 2)
     wb = WallBreach(flag=True, confidence=conf, missing_fraction=frac, gap_fraction=gap_fraction,
                     protrusion_max_mm=prot_max, extent_mm=extent, craniocaudal_length_mm=length, side=side,
                     finding=finding, location_zyx=loc)
@@ -115,5 +117,5 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
 def _confidence_normal(wall: PosteriorWall, ok: np.ndarray, spacing_mm: tuple[float, float, float]) -> float:
     """Confidence that the wall is intact: high when the wall HU clears the cortex threshold well."""
     margin = np.nanmedian(wall.wall_hu[ok]) - WALL_BONE_HU.value
-    res_term = 1.0 if max(spacing_mm) <= 1.5 else 0.8
+    res_term = 1.0 if max(spacing_mm) <= 1.5 else 0.85
     return round(float(np.clip((0.6 + 0.4 * min(1.0, max(0.0, margin) / 200.0)) * res_term, 0.0, 1.0)), 2)

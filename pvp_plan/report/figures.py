@@ -146,3 +146,36 @@ def axial_png(plan, level_plan, *, z_index: float | None = None, marker_zyx: tup
     ax.text(ext[0] + 2, ext[2] - 2, f"{level_plan.level}  z={z}", color="white", fontsize=9, va="bottom")
     ax.set_axis_off()
     return _png(fig)
+
+
+def level_sagittal_png(plan, level_plan) -> bytes:
+    """Sagittal close-up of one body through its centre (anterior left), outlined, heights written on it."""
+    ct, seg = plan.ct, plan.segmentation
+    sz, sy, sx = ct.spacing_mm
+    mask = seg.labels == level_plan.label
+    idx = np.argwhere(mask)
+    x = int(round(float(idx[:, 2].mean())))
+    z_lo, z_hi = max(idx[:, 0].min() - int(15 / sz), 0), min(idx[:, 0].max() + int(15 / sz) + 1, ct.shape[0])
+    y_lo, y_hi = max(idx[:, 1].min() - int(15 / sy), 0), min(idx[:, 1].max() + int(25 / sy) + 1, ct.shape[1])
+    img = ct.hu[z_lo:z_hi, y_lo:y_hi, x].astype(np.float32)
+    m = mask[z_lo:z_hi, y_lo:y_hi, x].astype(float)
+    ext = ((y_lo - 0.5) * sy, (y_hi - 0.5) * sy, (z_lo - 0.5) * sz, (z_hi - 0.5) * sz)
+    fig = _figure(4.0, 4.0 * (img.shape[0] * sz) / max(img.shape[1] * sy, 1.0))
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(img, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], origin="lower", extent=ext,
+              interpolation="bilinear")
+    if m.any():
+        ax.contour(np.arange(y_lo, y_hi) * sy, np.arange(z_lo, z_hi) * sz, m, levels=[0.5],
+                   colors=[level_colour(level_plan.label)], linewidths=1.2)
+    c = level_plan.collapse
+    if c is not None:
+        text = "A/M/P " + " / ".join("—" if v is None else f"{v:.0f}" for v in (c.anterior_mm, c.middle_mm,
+                                                                               c.posterior_mm)) + " mm"
+        ax.text(ext[0] + 2, ext[2] + 2, text, color="white", fontsize=9, va="bottom",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.5, "edgecolor": "none"})
+    ax.text(ext[0] + 2, ext[3] - 2, f"{level_plan.level}  A", color="white", fontsize=9, va="top")
+    ax.text(ext[1] - 2, ext[3] - 2, "P", color="white", fontsize=9, va="top", ha="right")
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.set_axis_off()
+    return _png(fig)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
-from pvp_plan.report.figures import axial_png, level_colour, sagittal_png
+from pvp_plan.report.figures import axial_png, level_colour, level_sagittal_png, sagittal_png
 
 _CSS = """
 *{box-sizing:border-box}
@@ -29,7 +29,7 @@ figure{margin:0;flex:1 1 260px;max-width:380px}figure.overview{max-width:520px;m
 figcaption{font-size:.85rem;color:#444;margin-top:4px}
 .tablewrap{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:.88rem;background:#fff}
-th,td{border-bottom:1px solid #e5e5ea;padding:5px 6px;text-align:right;white-space:nowrap}
+th,td{border-bottom:1px solid #e5e5ea;padding:4px 5px;text-align:right;white-space:nowrap}th{white-space:normal;vertical-align:bottom}
 th:first-child,td:first-child{text-align:left;position:sticky;left:0;background:#fff}
 .flag{color:#c00;font-weight:700}.na{color:#888}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:4px;vertical-align:middle}
@@ -90,7 +90,8 @@ def _table(plan) -> str:
 
 
 #: Level notices summarised once in the "Cement volume" card instead of repeated on every level.
-_SUMMARISED = ("fill_exceeds_5ml", "posterior_third_stop", "typical_volume", "biomechanics_context")
+_SUMMARISED = ("fill_exceeds_5ml", "posterior_third_stop", "typical_volume", "biomechanics_context",
+               "not_plannable")  # the reason is shown in red at the top of the card
 
 
 def _cement_card(plan) -> str:
@@ -170,8 +171,8 @@ def _level_card(plan, lp) -> str:
         images.append((axial_png(plan, lp, marker_zyx=w.location_zyx), f"{lp.level}: posterior wall breach (circled)"))
     if d is not None and d.density_class in ("sclerotic", "lytic", "mixed") and d.location_zyx is not None:
         images.append((axial_png(plan, lp, marker_zyx=d.location_zyx), f"{lp.level}: {d.density_class} region (circled)"))
-    if c is not None and (c.genant_grade or 0) >= 1 and not images:
-        images.append((axial_png(plan, lp), f"{lp.level}: axial at the body centre (collapse: see the sagittal view)"))
+    if c is not None and (c.genant_grade or 0) >= 1:
+        images.append((level_sagittal_png(plan, lp), f"{lp.level}: sagittal through the body centre (collapse)"))
     if lp.needle_paths and not images:
         tz = [plan.ct.lps_to_index(p.target_lps_mm)[0] for p in lp.needle_paths if p.target_lps_mm is not None]
         images.append((axial_png(plan, lp, z_index=float(sum(tz) / len(tz)) if tz else None),
@@ -183,6 +184,20 @@ def _level_card(plan, lp) -> str:
     parts.append("".join(_notice(n) for n in shown))
     parts.append("</section>")
     return "".join(parts)
+
+
+#: What the measurements cannot see, stated in every report (the tool never claims more than the evidence).
+LIMITS = (
+    "Posterior wall: gaps are read as soft-tissue density across the wall and protrusion as the body outline "
+    "bulging behind the wall; tumour in the canal that the segmentation left out is not assessed.",
+    "Lytic regions are only counted where they lie well below the body's own noise (3 robust SD): a small lytic "
+    "lesion in noisy or osteoporotic bone can be missed.",
+    "HU thresholds come from L1 on non-contrast CT (Pickhardt 2013); contrast, kVp and the scanner shift HU.",
+    "Heights and volumes come from a voxel mask: each end of a height is known to about half a voxel along the "
+    "spine axis; the volume band shows a one-voxel change of the outline.",
+    "A Genant grade says the body is shorter than expected; telling a fracture from a normal shape (e.g. "
+    "thoracolumbar wedging) is the operator's judgement.",
+)
 
 
 def render_report_html(plan) -> str:
@@ -218,6 +233,8 @@ def render_report_html(plan) -> str:
         "<h2>Levels</h2><div class='card'>", _table(plan), "</div>",
         _cement_card(plan),
         "".join(_level_card(plan, lp) for lp in plan.levels),
+        "<h2>Limits of these measurements</h2><div class='card'><ul>",
+        "".join(f"<li>{_e(t)}</li>" for t in LIMITS), "</ul></div>",
         "<h2>Thresholds and sources used</h2><div class='card tablewrap'><table>"
         "<tr><th>Rule</th><th>Value</th><th>Unit</th><th style='text-align:left'>Source</th></tr>",
         rules, "</table></div>",

@@ -25,8 +25,11 @@ MIN_LEVEL_CONFIDENCE = Rule(name="minimum level-naming confidence", unit="0-1",
 MIN_SEGMENTATION_CONFIDENCE = Rule(name="minimum segmentation confidence", unit="0-1",
                                    source="pvp-plan default", value=0.5)
 
+#: Smaller "bodies" are segmentation fragments, not vertebrae (cervical bodies hold about 3 mL or more).
+MIN_BODY_VOLUME_ML = Rule(name="minimum body volume", unit="mL", source="pvp-plan default", value=1.5)
+
 NEEDLE_GAUGES = ("10G", "11G", "13G")
 NEEDLE_TARGETS = ("anterior_third", "anterior_quarter")
 
 ALL = (MAX_LEVELS_PER_SESSION, NEEDLE_11G_OD_MM, NEEDLE_TARGET_FRACTION, MIN_LEVEL_CONFIDENCE,
-       MIN_SEGMENTATION_CONFIDENCE)
+       MIN_SEGMENTATION_CONFIDENCE, MIN_BODY_VOLUME_ML)

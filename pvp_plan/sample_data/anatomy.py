@@ -188,15 +188,15 @@ def build_layout(levels: tuple[str, ...], curvature: Curvature, specs: dict[str,
     # arc position of each body centre
     centers_s = []
     s = 0.0
-    for i, (_, sp) in enumerate(segs):
+    for _i, (_, sp) in enumerate(segs):
         s += sp.body_height_mm / 2
         centers_s.append(s)
         s += sp.body_height_mm / 2 + sp.disc_below_mm
     s1_center_s = s + SACRUM_S1[2] / 2 if with_sacrum else None
     kyph_rate = np.deg2rad(curvature.kyphosis_deg) / _nominal_arc(specs, "T10", "T12")
     lord_rate = np.deg2rad(curvature.lordosis_deg) / _nominal_arc(specs, "L1", "S1")
-    thoracic = [c for (n, _), c in zip(segs, centers_s) if n.startswith("T")]
-    lumbar = [c for (n, _), c in zip(segs, centers_s) if n.startswith("L")]
+    thoracic = [c for (n, _), c in zip(segs, centers_s, strict=True) if n.startswith("T")]
+    lumbar = [c for (n, _), c in zip(segs, centers_s, strict=True) if n.startswith("L")]
     lumbar_end = s1_center_s if with_sacrum else (lumbar[-1] if lumbar else None)
 
     def curvature_at(sv: np.ndarray) -> np.ndarray:
@@ -222,7 +222,7 @@ def build_layout(levels: tuple[str, ...], curvature: Curvature, specs: dict[str,
         b = float(np.interp(sc, grid_s, beta))
         return VertebraLayout(name=name, spec=spec, frame=Frame.tilted(p, b), beta_rad=b, arc_center_mm=sc)
 
-    placed = [place(n, sp, c) for (n, sp), c in zip(segs, centers_s)]
+    placed = [place(n, sp, c) for (n, sp), c in zip(segs, centers_s, strict=True)]
     sacrum = None
     if with_sacrum:
         w, d, h = SACRUM_S1

@@ -14,6 +14,12 @@ from pvp_plan.levels import Level
 from pvp_plan.sample_data.shapes import VertebralBody
 
 SCHEMA = "pvp-plan phantom truth v1"
+
+#: Bumped whenever the rendered geometry or materials change (part of the DICOM UID seed).
+GENERATOR_VERSION = "1"
+
+#: Labels of the combined extra-mask file (``extra_masks.nii.gz``); vertebrae keep their VerSe label.
+EXTRA_MASK_LABELS = {"canal": 40, "aorta": 41, "ribs": 42, "sacrum": 43}
 _FINE_MM = 0.2
 
 
@@ -127,7 +133,7 @@ def build_truth(scene, opts, grid, body_labels, body_fracs, masks, materials) ->
         "schema": SCHEMA,
         "generator": {
             "name": "pvp_plan.sample_data.generate_phantom",
-            "generator_version": "1",
+            "generator_version": GENERATOR_VERSION,
             "software": f"pvp-plan {__version__}",
             "seed": opts.seed,
             "spacing_mm": list(opts.spacing_mm),
@@ -192,8 +198,7 @@ def build_truth(scene, opts, grid, body_labels, body_fracs, masks, materials) ->
             "aorta": "aorta lumen + wall, with the common iliac arteries",
             "ribs": "all ribs", "sacrum": "sacrum (S1 body, alae, lower segments, dorsal plate)",
         },
-        "extra_mask_file_labels": {"vertebra": "VerSe label (17-24)", **{
-            k: v for k, v in {"canal": 40, "aorta": 41, "ribs": 42, "sacrum": 43}.items()}},
+        "extra_mask_file_labels": {"vertebra": "VerSe label (17-24)", **EXTRA_MASK_LABELS},
     }
 
 

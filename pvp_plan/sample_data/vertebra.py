@@ -105,67 +105,79 @@ def superior_facet_local(spec: LevelSpec, pedicle_width_mm: float, side: str) ->
                      spec.body_depth_mm / 2 + 0.4 * spec.canal_depth_mm + 9.0])
 
 
+def sacral_facet_local(spec: LevelSpec, side: str) -> np.ndarray:
+    """Local (u, v) of a superior articular process of the sacrum (in the S1 frame)."""
+    return np.array([SIDES[side] * 21.0, spec.body_depth_mm / 2 + 10.0])
+
+
 def make_vertebra(layout: VertebraLayout, *, pedicle_width_mm: dict[str, float], wedge_fraction: float,
                   below: VertebraLayout | None, below_facets: dict[str, np.ndarray] | None,
                   disc_above_mm: float, thoracic: bool) -> VertebraModel:
-    """Body, pedicles, laminae, spinous and transverse processes and articular processes of one level."""
+    """Body, pedicles, laminae, spinous and transverse processes and articular processes of one level.
+
+    ``below`` / ``below_facets``: the level underneath and the local (u, v) of its superior articular
+    processes, so this level's inferior processes sit just medial to them (a 1.5 mm facet joint).
+    """
     sp, f = layout.spec, layout.frame
-    d, h = sp.body_depth_mm, sp.body_height_mm
-    body = make_body(layout, wedge_fraction=wedge_fraction)
+    h = sp.body_height_mm
     peds = {side: make_pedicle(layout, side, pedicle_width_mm[side]) for side in SIDES}
-    model = VertebraModel(layout=layout, body=body, pedicles=peds)
+    model = VertebraModel(layout=layout, body=make_body(layout, wedge_fraction=wedge_fraction), pedicles=peds)
     model.arch.extend(ped.bar for ped in peds.values())
     lam_t = 5.0 if thoracic else 5.5
-    lam_h = 0.8 * h
-    w_lam = 0.15 * h - 0.12 * h
-    mid = np.array([0.0, d / 2 + sp.canal_depth_mm + lam_t / 2, w_lam])
-    up = np.array([0.0, 0.0, 1.0])
+    w_lam = 0.03 * h
+    mid = np.array([0.0, sp.body_depth_mm / 2 + sp.canal_depth_mm + lam_t / 2, w_lam])
     for side, s in SIDES.items():
-        ped = peds[side]
-        p_end_local = _to_local(f, ped.bar.p0)
-        start = p_end_local + np.array([-s * 1.0, 0.5, -0.1 * h])
-        direction = _unit(mid - start)
-        model.arch.append(Bar(p0=f.to_lps(start), p1=f.to_lps(mid + 2.0 * direction),
-                              e1=f.dir_to_lps(_unit(np.cross(direction, up))), r1=lam_t / 2, r2=lam_h / 2,
-                              cortex_mm=1.0))
-        # transverse process
-        origin = np.array([s * (sp.canal_width_mm / 2 + pedicle_width_mm[side] + 2.0),
-                           p_end_local[1], 0.15 * h])
-        if thoracic:
-            tdir = _unit([s * np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.12])
-            r_h, r_t = 5.0, 4.5
-        else:
-            tdir = _unit([s * np.cos(np.deg2rad(12)), np.sin(np.deg2rad(12)), 0.0])
-            r_h, r_t = 5.0, 2.5
-        tp = Bar(p0=f.to_lps(origin), p1=f.to_lps(origin + sp.transverse_length_mm * tdir),
-                 e1=f.dir_to_lps(up), r1=r_h, r2=r_t, cortex_mm=1.0, round_ends=True)
-        model.transverse[side] = tp
-        model.arch.append(tp)
-        # superior articular process: rises from the pedicle-lamina junction above the disc
+        p_end = _to_local(f, peds[side].bar.p0)
+        model.arch.append(_lamina(f, p_end + np.array([-s * 1.0, 0.5, -0.1 * h]), mid, lam_t, 0.8 * h))
+        origin = np.array([s * (sp.canal_width_mm / 2 + pedicle_width_mm[side] + 2.0), p_end[1], 0.15 * h])
+        model.transverse[side] = _transverse_process(f, origin, s, sp.transverse_length_mm, thoracic)
+        model.arch.append(model.transverse[side])
         sap = superior_facet_local(sp, pedicle_width_mm[side], side)
         model.superior_facets[side] = sap
-        model.arch.append(Bar(p0=f.to_lps([sap[0], sap[1], 0.1 * h]),
-                              p1=f.to_lps([sap[0], sap[1], h / 2 + disc_above_mm / 2 + 4.0]),
-                              e1=f.dir_to_lps([1.0, 0.0, 0.0]), r1=3.0, r2=5.0, cortex_mm=1.0, round_ends=True))
-        # inferior articular process: medial to the superior process of the level below
+        # superior articular process: rises from the pedicle-lamina junction above the disc
+        model.arch.append(_pillar(f, sap, 0.1 * h, h / 2 + disc_above_mm / 2 + 4.0))
+        # inferior articular process: hangs from the lamina, medial to the superior process of the level below
         if below is not None and below_facets is not None:
             nb = below_facets[side]
-            p_lps = below.frame.to_lps([nb[0], nb[1], below.spec.body_height_mm / 2])
-            iap = _to_local(f, p_lps)
-            iap_u, iap_v = nb[0] - s * 7.5, iap[1] + 1.5
+            iap_v = _to_local(f, below.frame.to_lps([nb[0], nb[1], below.spec.body_height_mm / 2]))[1] + 1.5
+            iap = np.array([nb[0] - s * 7.5, iap_v])
         else:
-            iap_u, iap_v = sap[0] - s * 7.5, sap[1] + 1.5
-        model.arch.append(Bar(p0=f.to_lps([iap_u, iap_v, w_lam]),
-                              p1=f.to_lps([iap_u, iap_v, -h / 2 - sp.disc_below_mm / 2 - 4.0]),
-                              e1=f.dir_to_lps([1.0, 0.0, 0.0]), r1=3.0, r2=5.0, cortex_mm=1.0, round_ends=True))
-    # spinous process
-    phi = np.deg2rad(sp.spinous_caudal_deg)
-    sp_dir = np.array([0.0, np.cos(phi), -np.sin(phi)])
-    base = mid + np.array([0.0, lam_t / 2 - 1.0, 0.0])
-    model.arch.append(Bar(p0=f.to_lps(base), p1=f.to_lps(base + sp.spinous_length_mm * sp_dir),
-                          e1=f.dir_to_lps([1.0, 0.0, 0.0]), r1=3.0 if thoracic else 3.5,
-                          r2=sp.spinous_height_mm / 2, cortex_mm=1.0, round_ends=True))
+            iap = np.array([sap[0] - s * 7.5, sap[1] + 1.5])
+        model.arch.append(_pillar(f, iap, w_lam, -h / 2 - sp.disc_below_mm / 2 - 4.0))
+    model.arch.append(_spinous_process(f, mid + np.array([0.0, lam_t / 2 - 1.0, 0.0]), sp, thoracic))
     return model
+
+
+def _lamina(f: Frame, start: np.ndarray, mid: np.ndarray, thickness: float, height: float) -> Bar:
+    """A lamina from the pedicle's posterior end to just past the midline roof of the canal."""
+    direction = _unit(mid - start)
+    e1 = _unit(np.cross(direction, [0.0, 0.0, 1.0]))
+    return Bar(p0=f.to_lps(start), p1=f.to_lps(mid + 2.0 * direction), e1=f.dir_to_lps(e1), r1=thickness / 2,
+               r2=height / 2, cortex_mm=1.0)
+
+
+def _transverse_process(f: Frame, origin: np.ndarray, s: float, length: float, thoracic: bool) -> Bar:
+    """Thoracic: rounded, posterolateral and slightly up; lumbar: flat, lateral."""
+    if thoracic:
+        direction, r_h, r_t = _unit([s * np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.12]), 5.0, 4.5
+    else:
+        direction, r_h, r_t = _unit([s * np.cos(np.deg2rad(12)), np.sin(np.deg2rad(12)), 0.0]), 5.0, 2.5
+    return Bar(p0=f.to_lps(origin), p1=f.to_lps(origin + length * direction), e1=f.dir_to_lps([0.0, 0.0, 1.0]),
+               r1=r_h, r2=r_t, cortex_mm=1.0, round_ends=True)
+
+
+def _pillar(f: Frame, uv: np.ndarray, w0: float, w1: float) -> Bar:
+    """An articular process: a vertical bar at local (u, v) from w0 to w1 (6 x 10 mm section)."""
+    return Bar(p0=f.to_lps([uv[0], uv[1], w0]), p1=f.to_lps([uv[0], uv[1], w1]), e1=f.dir_to_lps([1.0, 0.0, 0.0]),
+               r1=3.0, r2=5.0, cortex_mm=1.0, round_ends=True)
+
+
+def _spinous_process(f: Frame, base: np.ndarray, sp: LevelSpec, thoracic: bool) -> Bar:
+    phi = np.deg2rad(sp.spinous_caudal_deg)
+    direction = np.array([0.0, np.cos(phi), -np.sin(phi)])
+    return Bar(p0=f.to_lps(base), p1=f.to_lps(base + sp.spinous_length_mm * direction),
+               e1=f.dir_to_lps([1.0, 0.0, 0.0]), r1=3.0 if thoracic else 3.5, r2=sp.spinous_height_mm / 2,
+               cortex_mm=1.0, round_ends=True)
 
 
 def spinous_tip_lps(model: VertebraModel) -> np.ndarray:
@@ -217,7 +229,7 @@ def make_ribs(model: VertebraModel, torso: dict, *, length_mm: float) -> list[Ca
             p[2] = prev[2] - 0.35 * seg
             pts.append(p)
             prev = p
-        for p0, p1 in zip(pts[:-1], pts[1:]):
+        for p0, p1 in zip(pts[:-1], pts[1:], strict=True):
             caps.append(Capsule(p0=np.asarray(p0), p1=np.asarray(p1), radius=r_out, inner_radius=r_in))
     return caps
 
@@ -230,11 +242,18 @@ def make_sacrum(layout: VertebraLayout) -> tuple[VertebralBody, list]:
     parts: list = []
     axes = np.stack([f.u, f.v, f.w])
     for s in (1.0, -1.0):
-        parts.append(Ellipsoid(center=f.to_lps([s * (w / 2 + 10.0), 4.0, 2.0]), axes=axes, radii=(18.0, 15.0, 14.0),
-                               cortex_mm=1.0))
-        parts.append(Ellipsoid(center=f.to_lps([s * (w / 2 + 2.0), 6.0, -h / 2 - 12.0]), axes=axes,
-                               radii=(16.0, 14.0, 22.0), cortex_mm=1.0))
-        sap = np.array([s * 21.0, d / 2 + 10.0])
+        # ala: a wing reaching laterally and back from the S1 body, then the lateral mass below it
+        wing = np.stack([_unit([s * np.cos(0.35), np.sin(0.35), 0.0]), _unit([-s * np.sin(0.35), np.cos(0.35), 0.0]),
+                         [0.0, 0.0, 1.0]])
+        parts.append(Ellipsoid(center=f.to_lps([s * (w / 2 + 8.0), 7.0, 1.0]), axes=f.dir_to_lps(wing),
+                               radii=(24.0, 11.0, 13.0), cortex_mm=1.0))
+        parts.append(Ellipsoid(center=f.to_lps([s * (w / 2 + 2.0), 8.0, -h / 2 - 12.0]), axes=axes,
+                               radii=(16.0, 12.0, 22.0), cortex_mm=1.0))
+        # sacral lamina: closes the sacral canal between the lateral mass and the dorsal plate
+        lam_dir = _unit([-s * 0.6, 0.8, 0.0])
+        parts.append(Bar(p0=f.to_lps([s * 16.0, d / 2 + 9.0, h / 2 - 3.0]), p1=f.to_lps([s * 16.0, d / 2 + 9.0, -h / 2 - 45.0]),
+                         e1=f.dir_to_lps(lam_dir), r1=9.0, r2=3.5, cortex_mm=1.0, round_ends=True))
+        sap = sacral_facet_local(sp, "left" if s > 0 else "right")
         parts.append(Bar(p0=f.to_lps([sap[0], sap[1], 0.0]), p1=f.to_lps([sap[0], sap[1], h / 2 + 9.0]),
                          e1=f.dir_to_lps([1.0, 0.0, 0.0]), r1=3.0, r2=5.5, cortex_mm=1.0, round_ends=True))
     # lower sacrum (S2-S4) curving posteriorly

@@ -96,11 +96,13 @@ def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool =
         key = (seed, ct.shape, ct.spacing_mm, phantom.truth["generator"].get("generator_version"))
         study, series, frame = _uid(*key, "study"), _uid(*key, "series"), _uid(*key, "frame")
         nz = ct.shape[0]
+        order = phantom.truth["level_order"]
+        description = f"Synthetic spine phantom {order[0]}-{order[-1]}"
         stored = (ct.hu.astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16)
         for k in range(nz):
             index = nz - 1 - k  # instance 1 is the most superior slice
             ds = _slice_dataset(ct, index, k + 1, stored[index], study, series, frame, _uid(*key, "slice", index),
-                                compress)
+                                compress, description)
             buf = io.BytesIO()
             ds.save_as(buf, enforce_file_format=True)
             os.chmod(atomic_write_bytes(tmp / f"IM{k + 1:04d}.dcm", buf.getvalue()), 0o644)
@@ -119,7 +121,7 @@ def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool =
 
 
 def _slice_dataset(ct, index: int, instance: int, pixels: np.ndarray, study: str, series: str, frame: str,
-                   sop: str, compress: bool) -> Dataset:
+                   sop: str, compress: bool, series_description: str) -> Dataset:
     sz, sy, sx = ct.spacing_mm
     pos = ct.index_to_lps(np.array([index, 0, 0], dtype=float))
     meta = FileMetaDataset()
@@ -140,7 +142,7 @@ def _slice_dataset(ct, index: int, instance: int, pixels: np.ndarray, study: str
     ds.InstitutionName = ""
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = "Synthetic thoracolumbar spine phantom"
-    ds.SeriesDescription = "Phantom T10-S1 bone-tissue"
+    ds.SeriesDescription = series_description
     ds.PatientName = PATIENT_NAME
     ds.PatientID = PATIENT_ID
     ds.PatientBirthDate = ""

@@ -52,6 +52,7 @@ def test_reader_claims_folders_and_declines_the_rest(tmp_path):
 
 
 def test_reader_reports_pvp_plan_errors_as_notifications(tmp_path, monkeypatch):
+    pytest.importorskip("napari")
     import pvp_plan_napari._reader as reader
 
     shown = []

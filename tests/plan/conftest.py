@@ -32,11 +32,13 @@ def body_centres_mm() -> list[tuple[float, float, float]]:
 
 
 def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = False, breach: bool = False,
-               trab_hu: float = TRAB_HU, crush: float = 0.0, noise_hu: float = 12.0, seed: int = 0):
+               retropulsion: bool = False, trab_hu: float = TRAB_HU, crush: float = 0.0, noise_hu: float = 12.0,
+               seed: int = 0):
     """CT and Segmentation of the analytic spine; findings are planted on L2 only.
 
     wedge : anterior height loss fraction of L2 (posterior height kept).
     crush : uniform height loss fraction of L2 (all heights).
+    retropulsion : a bone fragment (labelled L2) bulging 6 mm into the canal, left of centre.
     """
     z, y, x = (np.arange(n) * s for n, s in zip(SHAPE, SPACING, strict=True))
     Z, Y, X = np.meshgrid(z, y, x, indexing="ij")
@@ -67,6 +69,11 @@ def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = Fal
                 hole = (np.abs(Z - zc) <= 7.0) & (X >= xc - 14.0) & (X <= xc - 2.0) & (Y >= yc + HALF_Y - 6.0) \
                     & (Y <= yc + HALF_Y + 4.0)
                 hu[hole & (inside | (Y > yc))] = 45.0
+            if retropulsion:
+                frag = (np.abs(Z - (zc + 4.0)) <= 6.0) & (X >= xc + 2.0) & (X <= xc + 14.0) \
+                    & (Y > yc) & (Y <= yc + HALF_Y + 6.0) & ~inside
+                hu[frag] = 600.0
+                labels[frag] = Level(name).label
     rng = np.random.default_rng(seed)
     hu = hu + rng.normal(0.0, noise_hu, SHAPE).astype(np.float32)
     ct = ct_from_array(np.round(hu).astype(np.int16), spacing_mm=SPACING, name="analytic-spine")

@@ -82,3 +82,20 @@ def test_fill_guidance_conflict_is_shown_on_every_lumbar_level(abdomen):
         assert lp.fill.exceeds_5ml_caution
         msg = [n.message for n in lp.warnings if n.code == "fill_exceeds_5ml"][0]
         assert msg.startswith(f"CQ5: fill guidance {lp.fill.low_ml:.1f}-{lp.fill.high_ml:.1f} mL")
+
+
+def test_label_map_written_back_on_the_ras_source_grid(abdomen, tmp_path):
+    """The input is a RAS-stored NIfTI: the written body map must match TotalSegmentator's voxel for voxel."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from pvp_plan.pipeline import write_case_outputs
+
+    plan, _ = abdomen
+    paths = write_case_outputs(plan, tmp_path, html=False)
+    ours = sitk.ReadImage(str(paths["label_map"]))
+    ref = sitk.ReadImage(str(shared_path("abdomen_3mm", "reference", "totalseg_vertebral_bodies_per_level.nii.gz")))
+    assert ours.GetDirection() == pytest.approx(ref.GetDirection())
+    assert ours.GetOrigin() == pytest.approx(ref.GetOrigin(), abs=1e-3)
+    assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(ref).astype(np.uint8))
+    assert set(paths) == {"json", "csv", "label_map"}

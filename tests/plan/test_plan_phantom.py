@@ -96,15 +96,16 @@ def test_internal_lytic_lesion_keeps_an_intact_cortex():
 
 def test_replanning_one_level_is_fast(phantom_plan):
     ph, seg, _ = phantom_plan
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: robust to other jobs sharing the machine
     lp = plan_level(ph.ct, seg, "L3", options=PlanOptions(plan_needles=False))
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 1.0
     assert lp.density.density_class == "lytic"
 
 
 @pytest.mark.parametrize("kw, level_flag", [({"wedge": 0.4}, "collapse:"), ({"crush": 0.35}, "collapse:"),
                                             ({"lytic": True}, "lytic"), ({"sclerotic": True}, "sclerotic"),
-                                            ({"breach": True}, "posterior wall breach")])
+                                            ({"breach": True}, "posterior wall breach"),
+                                            ({"retropulsion": True}, "posterior wall breach")])
 def test_analytic_findings_only_on_l2(kw, level_flag):
     ct, seg = make_spine(**kw)
     plan = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False))
@@ -116,6 +117,13 @@ def test_analytic_breach_is_on_the_right(normal_spine):
     ct, seg = make_spine(breach=True)
     w = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False)).level("L2").wall
     assert w.flag and w.side.startswith("right") and "left" not in w.side
+
+
+def test_retropulsed_fragment_is_a_protrusion_on_the_left():
+    ct, seg = make_spine(retropulsion=True)
+    w = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False)).level("L2").wall
+    assert w.flag and "protrusion" in w.finding and "left" in w.side and "right" not in w.side
+    assert w.protrusion_max_mm > 4.0 and w.extent_mm[1] > 0  # centred 4 mm cranial of the body centre
 
 
 def test_low_density_body_is_osteoporotic_not_lytic():
@@ -162,3 +170,21 @@ def test_needle_planning_absent_or_present_is_reported(normal_spine):
     lp = plan.level("L2")
     codes = {n.code for n in plan.notices}
     assert lp.needle_paths or "needle_planning_unavailable" in codes
+
+
+def test_end_to_end_with_the_real_segmenter(phantom_plan):
+    """plan_case segments by itself (pvp_plan.segment.segment_vertebral_bodies) and still finds every finding."""
+    segment = pytest.importorskip("pvp_plan.segment")
+    if not hasattr(segment, "segment_vertebral_bodies"):
+        pytest.skip("pvp_plan.segment.segment_vertebral_bodies not available yet")
+    ph, _, _ = phantom_plan
+    plan = plan_case(ph.ct, options=PlanOptions(plan_needles=False))
+    planted = {lv: d["pathology"]["type"] for lv, d in ph.truth["levels"].items() if d["pathology"]}
+    for lv, kind in planted.items():
+        assert _has(plan.level(lv), FLAG_OF[kind]), (lv, kind)
+    for lv in ph.truth["normal_levels"]:
+        lp = plan.level(lv)
+        assert not lp.wall.flag and lp.density.density_class not in ("sclerotic", "lytic", "mixed"), lv
+        true_ml = ph.truth["levels"][lv]["volume_ml"]
+        if lp.plannable:
+            assert abs(lp.body_volume_ml - true_ml) / true_ml < 0.15, lv

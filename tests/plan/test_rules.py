@@ -182,6 +182,11 @@ def test_not_plannable_reasons(kw, expected):
     assert reason is None if expected is None else expected in reason
 
 
+def test_fragment_is_not_plannable():
+    assert "implausibly small" in not_plannable_reason(_body(voxel_count=100), voxel_volume_ml=0.001)
+    assert not_plannable_reason(_body(voxel_count=10000), voxel_volume_ml=0.001) is None
+
+
 @pytest.mark.parametrize("kw, match", [({"needle_gauge": "8G"}, "gauge"), ({"needle_target": "middle"}, "target"),
                                        ({"levels": ("L9",)}, "unknown vertebral level")])
 def test_plan_options_validation(kw, match):

@@ -125,3 +125,18 @@ def test_report_renders_in_headless_chromium(written, tmp_path, name, width):
     assert (pixels.mean(axis=2) < 0.2).mean() > 0.02  # the dark CT images are on the page
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(png, ARTIFACTS / png.name)
+
+
+def test_file_name_is_withheld_unless_identifiers_are_kept():
+    from dataclasses import replace
+
+    from pvp_plan.io.ct_volume import ct_from_array
+    from pvp_plan.pipeline import PlanOptions, plan_case
+    from tests.plan.conftest import make_spine
+
+    ct, seg = make_spine()
+    named = ct_from_array(ct.hu, spacing_mm=ct.spacing_mm, name="DOE_JOHN_1970.nii.gz")
+    plan = plan_case(named, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
+    assert "DOE_JOHN" not in json.dumps(plan.to_dict())
+    kept = replace(plan, options=PlanOptions(levels=("L2",), plan_needles=False, keep_identifiers=True))
+    assert "DOE_JOHN" in json.dumps(kept.to_dict())

@@ -10,12 +10,16 @@ from pvp_plan.sample_data.anatomy import DEFAULT_LEVELS, LEVEL_SPECS, Curvature,
 from pvp_plan.sample_data.vertebra import make_pedicle
 
 
-def _extent(bar, centre, direction, half=12.0, step=0.005):
-    """Length (mm) of the chord of ``bar`` through ``centre`` along ``direction``."""
-    t = np.arange(-half, half, step)
+def _extent(solid, centre, direction, half=12.0, step=0.005):
+    """Length (mm) of the contiguous chord of ``solid`` through ``centre`` along ``direction``."""
+    t = np.arange(-half, half + step / 2, step)
     p = centre[None, :] + t[:, None] * direction[None, :]
-    inside = bar.inside(p[:, 0], p[:, 1], p[:, 2])[0]
-    return inside.sum() * step
+    inside = solid.inside(p[:, 0], p[:, 1], p[:, 2])[0]
+    mid = len(t) // 2
+    assert inside[mid] and not inside[mid::-1].all() and not inside[mid:].all()
+    lo = mid - int(np.argmin(inside[mid::-1]))  # last outside sample below the centre
+    hi = mid + int(np.argmin(inside[mid:]))  # first outside sample above it
+    return (hi - lo - 1) * step
 
 
 @pytest.mark.parametrize("name", ["T10", "T12", "L3", "L5"])
@@ -77,3 +81,33 @@ def test_narrow_pedicle_option():
     for ped in lv["L4"]["pedicles"].values():
         assert ped["width_mm"] == 4.0
     assert ph.truth["generator"]["narrow_pedicle_width_mm"] == 4.0
+
+
+def test_isthmus_is_exact_in_the_whole_rendered_scene():
+    """Nothing else rendered (laminae, processes, ribs, neighbours) touches the isthmus section."""
+    from pvp_plan.sample_data.phantom import _options
+    from pvp_plan.sample_data.scene import build_scene
+
+    opts = _options(0, (2.0, 0.8, 0.8), ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"), None, None, "T11",
+                    4.0, (200.0, 180.0), 0.5, 15.0, 1.0, 0.5)
+    scene = build_scene(opts)
+    bones = [s for m in scene.vertebrae for s in [m.body, *m.arch]]
+    bones += [c for caps in scene.ribs.values() for c in caps] + [scene.sacrum_body, *scene.sacrum_parts]
+
+    class Union:
+        def inside(self, x, y, z):
+            out = np.zeros(np.shape(x), bool)
+            for s in bones:
+                out |= s.inside(x, y, z)[0]
+            return out, None
+
+    union = Union()
+    for m in scene.vertebrae:
+        for ped in m.pedicles.values():
+            c, a = ped.isthmus_center_lps_mm, ped.axis_lps
+            e_w = np.cross(a, m.frame.w)
+            e_w /= np.linalg.norm(e_w)
+            e_h = np.cross(e_w, a)
+            assert _extent(union, c, e_w, half=9.0, step=0.01) == pytest.approx(ped.width_mm, abs=0.03), m.name
+            assert _extent(union, c, e_h, half=11.0, step=0.01) == pytest.approx(ped.height_mm, abs=0.03), m.name
+    assert scene.vertebrae[1].pedicles["left"].width_mm == 4.0

@@ -333,6 +333,8 @@ class PlannerWidget(QWidget):
                 pass
 
     def _show_needles(self) -> None:
+        """(Re)draw the planned needle paths: lines skin entry -> target, points at bone entry and target."""
+        visible = [ly.visible for ly in self.needle_layers] or [True, True]
         for layer in list(self.needle_layers):
             if self._has(layer):
                 self.viewer.layers.remove(layer.name)
@@ -358,6 +360,8 @@ class PlannerWidget(QWidget):
         shapes.features = props
         pdata, pmeta, _ = needle_points_data(np.array(points))
         self.needle_layers = [shapes, _unwrap(self.viewer.add_points(pdata, **pmeta))]
+        for layer, shown in zip(self.needle_layers, visible, strict=False):
+            layer.visible = shown  # keep what the user hid hidden across re-plans
         if self.labels_layer is not None:
             self.viewer.layers.selection.active = self.labels_layer
 
@@ -466,6 +470,7 @@ class PlannerWidget(QWidget):
     def _schedule(self, labels_hint) -> None:
         if self.model is None:
             return
+        self.model.edited = True  # at once, so an export right after a stroke says so
         self._pending |= {int(v) for v in labels_hint}
         self._pending.add(-1)  # "check counts" marker
         self._debounce.start()
@@ -486,7 +491,6 @@ class PlannerWidget(QWidget):
         self._pending.clear()
         if not affected:
             return
-        self.model.edited = True
         self._stale = (self._stale | self.model.neighbours(affected)) - affected
         self._launch_recompute(affected, primary=True)
 
@@ -584,9 +588,14 @@ class PlannerWidget(QWidget):
         if self.model is None or self.busy:
             self._fail("run the planner first" if self.model is None else "the planner is still working")
             return
+        try:
+            steps = self.model.export(out_dir)  # snapshots the label map now
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
         self.run_button.setEnabled(False)
         self._set_edit_enabled(False)
-        self._worker = create_worker(guarded, self.model.export(out_dir), _start_thread=False)
+        self._worker = create_worker(guarded, steps, _start_thread=False)
         self._worker.yielded.connect(self._show_progress)
         self._worker.returned.connect(self._on_export_returned)
         self._worker.finished.connect(self._on_worker_finished)
