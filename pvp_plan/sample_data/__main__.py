@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", default=None, help="e.g. T10,T11,T12,L1,L2,L3,L4,L5")
     p.add_argument("--no-pathology", action="store_true", help="render every level normal")
     p.add_argument("--narrow-pedicle", default=None, help="level with ~4 mm pedicles, e.g. T11")
+    p.add_argument("--flip", default="", help="store DICOM pixels mirrored: x, y or xy (orientation tests)")
     p.add_argument("--no-dicom", action="store_true")
     p.add_argument("--no-nifti", action="store_true")
     args = p.parse_args(argv)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t1 = time.perf_counter()
-    paths = write_phantom(phantom, args.out, dicom=not args.no_dicom, nifti=not args.no_nifti)
+    paths = write_phantom(phantom, args.out, dicom=not args.no_dicom, nifti=not args.no_nifti, dicom_flip=args.flip)
     t2 = time.perf_counter()
     print(json.dumps({"shape_zyx": list(phantom.ct.shape), "generate_s": round(t1 - t0, 1),
                       "write_s": round(t2 - t1, 1), "files": {k: str(v) for k, v in paths.items()}}, indent=1))

@@ -79,6 +79,12 @@ class Phantom:
         """Boolean mask of one level's body (``"L1"``)."""
         return self.body_labels == Level.parse(level).label
 
+    def ground_truth_segmentation(self):
+        """The body labels as a :class:`pvp_plan.segment.types.Segmentation` (confidence 1, ground truth)."""
+        from pvp_plan.segment.types import Segmentation
+
+        return Segmentation.from_label_map(self.body_labels, self.ct, method="pvp-plan phantom ground truth")
+
 
 @dataclass(frozen=True)
 class _Options:

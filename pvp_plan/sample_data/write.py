@@ -27,7 +27,7 @@ _STUDY_DATE = "20260101"
 
 
 def write_phantom(phantom: Phantom, out_dir: str | Path, *, dicom: bool = True, nifti: bool = True,
-                  compress_dicom: bool = True) -> dict[str, Path]:
+                  compress_dicom: bool = True, dicom_flip: str = "") -> dict[str, Path]:
     """Write ``ct_dicom/``, ``ct.nii.gz``, ``vertebral_bodies_truth.nii.gz``, ``extra_masks.nii.gz``, ``truth.json``.
 
     Parameters
@@ -40,6 +40,9 @@ def write_phantom(phantom: Phantom, out_dir: str | Path, *, dicom: bool = True, 
         Which CT formats to write (the truth files are always written).
     compress_dicom : bool
         RLE Lossless (pydicom's native encoder) when True, explicit VR little endian otherwise.
+    dicom_flip : str
+        ``""`` (rows along +x, columns along +y: ImageOrientationPatient 1\\0\\0\\0\\1\\0), or ``"x"``,
+        ``"y"``, ``"xy"`` to store the pixels flipped with the matching orientation (a loader must undo it).
 
     Returns
     -------
@@ -50,7 +53,8 @@ def write_phantom(phantom: Phantom, out_dir: str | Path, *, dicom: bool = True, 
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if dicom:
-        written["dicom_dir"] = write_dicom_series(phantom, out / "ct_dicom", compress=compress_dicom)
+        written["dicom_dir"] = write_dicom_series(phantom, out / "ct_dicom", compress=compress_dicom,
+                                                  flip=dicom_flip)
     if nifti:
         written["ct_nifti"] = write_image_atomic(phantom.ct.to_sitk(), out / "ct.nii.gz")
     written["body_labels"] = write_image_atomic(phantom.ct.to_sitk(phantom.body_labels),
@@ -85,23 +89,35 @@ def _uid(seed: int, *parts) -> str:
     return generate_uid(entropy_srcs=["pvp-plan synthetic phantom", str(seed), *map(str, parts)])
 
 
-def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool = True) -> Path:
-    """Write the CT as one axial CT Image Storage file per slice (atomically replaces ``folder``)."""
+def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool = True, flip: str = "") -> Path:
+    """Write the CT as one axial CT Image Storage file per slice (atomically replaces ``folder``).
+
+    ``flip`` (``""``, ``"x"``, ``"y"``, ``"xy"``) stores the in-plane pixels mirrored along those axes,
+    with the ImageOrientationPatient and ImagePositionPatient that describe it (same patient geometry).
+    """
+    if set(flip) - {"x", "y"}:
+        raise ValueError(f"flip must combine 'x' and 'y' (e.g. '', 'x', 'xy'), got {flip!r}")
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
     try:
         ct = phantom.ct
         seed = phantom.truth["generator"]["seed"]
-        key = (seed, ct.shape, ct.spacing_mm, phantom.truth["generator"].get("generator_version"))
+        key = (seed, ct.shape, ct.spacing_mm, phantom.truth["generator"].get("generator_version"),
+               *(["flip", "".join(sorted(flip))] if flip else []))
         study, series, frame = _uid(*key, "study"), _uid(*key, "series"), _uid(*key, "frame")
         nz = ct.shape[0]
         order = phantom.truth["level_order"]
         description = f"Synthetic spine phantom {order[0]}-{order[-1]}"
         stored = (ct.hu.astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16)
+        fy, fx = "y" in flip, "x" in flip
+        stored = stored[:, ::-1 if fy else 1, ::-1 if fx else 1]
+        iop = [-1 if fx else 1, 0, 0, 0, -1 if fy else 1, 0]
+        first = (ct.shape[1] - 1 if fy else 0, ct.shape[2] - 1 if fx else 0)
         for k in range(nz):
             index = nz - 1 - k  # instance 1 is the most superior slice
-            ds = _slice_dataset(ct, index, k + 1, stored[index], study, series, frame, _uid(*key, "slice", index),
+            pos = ct.index_to_lps(np.array([index, *first], dtype=float))
+            ds = _slice_dataset(ct, pos, iop, k + 1, stored[index], (study, series, frame, _uid(*key, "slice", index)),
                                 compress, description)
             buf = io.BytesIO()
             ds.save_as(buf, enforce_file_format=True)
@@ -120,10 +136,10 @@ def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool =
     return folder
 
 
-def _slice_dataset(ct, index: int, instance: int, pixels: np.ndarray, study: str, series: str, frame: str,
-                   sop: str, compress: bool, series_description: str) -> Dataset:
+def _slice_dataset(ct, pos: np.ndarray, iop: list[int], instance: int, pixels: np.ndarray, uids: tuple[str, ...],
+                   compress: bool, series_description: str) -> Dataset:
     sz, sy, sx = ct.spacing_mm
-    pos = ct.index_to_lps(np.array([index, 0, 0], dtype=float))
+    study, series, frame, sop = uids
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop
@@ -160,7 +176,7 @@ def _slice_dataset(ct, index: int, instance: int, pixels: np.ndarray, study: str
     ds.AcquisitionNumber = 1
     ds.InstanceNumber = instance
     ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.ImageOrientationPatient = iop
     ds.FrameOfReferenceUID = frame
     ds.PositionReferenceIndicator = ""
     ds.SliceLocation = f"{pos[2]:.6f}"
@@ -185,18 +201,29 @@ def _slice_dataset(ct, index: int, instance: int, pixels: np.ndarray, study: str
 
 
 def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, dict]:
-    """Read a series written by :func:`write_dicom_series` back with pydicom: HU (z, y, x) ascending z, geometry."""
-    files = sorted(Path(folder).glob("*.dcm"))
-    dss = [pydicom.dcmread(f) for f in files]
+    """Read a series written by :func:`write_dicom_series` back with pydicom: HU (z, y, x) on the LPS grid.
+
+    Undoes an in-plane flip (axis-aligned orientations only); returns the HU and the geometry
+    (``origin_lps_mm`` of voxel (0, 0, 0), ``spacing_mm`` (z, y, x), ``orientation``, ``series_uid``).
+    """
+    dss = [pydicom.dcmread(f) for f in sorted(Path(folder).glob("*.dcm"))]
     dss.sort(key=lambda d: float(d.ImagePositionPatient[2]))
     hu = np.stack([d.pixel_array.astype(np.int16) * float(d.RescaleSlope) + float(d.RescaleIntercept)
                    for d in dss]).astype(np.int16)
+    iop = [float(v) for v in dss[0].ImageOrientationPatient]
+    sy, sx = (float(v) for v in dss[0].PixelSpacing)
+    origin = np.array([float(v) for v in dss[0].ImagePositionPatient])
+    if iop[0] < 0:  # columns run toward the patient's right: flip x
+        hu = hu[:, :, ::-1]
+        origin[0] -= (hu.shape[2] - 1) * sx
+    if iop[4] < 0:  # rows run anteriorly: flip y
+        hu = hu[:, ::-1, :]
+        origin[1] -= (hu.shape[1] - 1) * sy
     z = [float(d.ImagePositionPatient[2]) for d in dss]
     geometry = {
-        "origin_lps_mm": tuple(float(v) for v in dss[0].ImagePositionPatient),
-        "spacing_mm": (float(np.median(np.diff(z))) if len(z) > 1 else float(dss[0].SliceThickness),
-                       float(dss[0].PixelSpacing[0]), float(dss[0].PixelSpacing[1])),
-        "orientation": tuple(float(v) for v in dss[0].ImageOrientationPatient),
+        "origin_lps_mm": tuple(float(v) for v in origin),
+        "spacing_mm": (float(np.median(np.diff(z))) if len(z) > 1 else float(dss[0].SliceThickness), sy, sx),
+        "orientation": tuple(iop),
         "series_uid": dss[0].SeriesInstanceUID,
     }
-    return hu, geometry
+    return np.ascontiguousarray(hu), geometry

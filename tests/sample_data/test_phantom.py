@@ -299,3 +299,12 @@ def test_invalid_options_are_rejected(kwargs, match):
 def test_curvature_range_is_checked():
     with pytest.raises(ValueError, match="lordosis_deg"):
         Curvature(lordosis_deg=120.0)
+
+
+def test_ground_truth_segmentation(phantom, phantom_truth):
+    seg = phantom.ground_truth_segmentation()
+    assert [b.level.value for b in seg.bodies] == phantom_truth["level_order"]
+    for b in seg.bodies:
+        lv = phantom_truth["levels"][b.level.value]
+        assert b.voxel_count == lv["voxel_count"] and not b.cut_by_fov
+        assert np.linalg.norm(np.array(b.centroid_lps_mm) - lv["centroid_lps_mm"]) < 0.6

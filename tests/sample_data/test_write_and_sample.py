@@ -115,3 +115,24 @@ def test_command_line_generator(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["shape_zyx"][1] == 125
     assert (tmp_path / "ct.nii.gz").exists() and (tmp_path / "truth.json").exists()
     assert main(["--out", str(tmp_path), "--levels", "Q1"]) == 2
+
+
+@pytest.mark.parametrize("flip", ["x", "y", "xy"])
+def test_flipped_dicom_series_describes_the_same_patient_geometry(small, tmp_path, flip):
+    folder = write_phantom(small, tmp_path, nifti=False, dicom_flip=flip)["dicom_dir"]
+    ds = pydicom.dcmread(sorted(folder.glob("*.dcm"))[0], stop_before_pixels=True)
+    iop = [float(v) for v in ds.ImageOrientationPatient]
+    assert (iop[0] < 0) == ("x" in flip) and (iop[4] < 0) == ("y" in flip)
+    hu, geom = read_dicom_series(folder)
+    assert np.array_equal(hu, small.ct.hu)
+    assert geom["origin_lps_mm"] == pytest.approx(small.ct.origin_lps_mm, abs=1e-4)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    image = sitk.DICOMOrient(reader.Execute(), "LPS")
+    assert np.array_equal(sitk.GetArrayFromImage(image), small.ct.hu)
+    assert image.GetOrigin() == pytest.approx(small.ct.origin_lps_mm, abs=1e-4)
+
+
+def test_invalid_flip_is_rejected(small, tmp_path):
+    with pytest.raises(ValueError, match="flip"):
+        write_phantom(small, tmp_path, dicom_flip="z")
