@@ -62,9 +62,6 @@ def write_phantom(phantom: Phantom, out_dir: str | Path, *, dicom: bool = True, 
     written["extra_masks"] = write_image_atomic(phantom.ct.to_sitk(combined_masks(phantom)),
                                                 out / "extra_masks.nii.gz")
     written["truth"] = atomic_write_text(out / "truth.json", json.dumps(phantom.truth, indent=1) + "\n")
-    for key, path in written.items():
-        if key != "dicom_dir":
-            os.chmod(path, 0o644)  # temporary files are created 0600
     logger.info("phantom written to %s", out)
     return written
 
@@ -121,8 +118,8 @@ def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool =
                                 compress, description)
             buf = io.BytesIO()
             ds.save_as(buf, enforce_file_format=True)
-            os.chmod(atomic_write_bytes(tmp / f"IM{k + 1:04d}.dcm", buf.getvalue()), 0o644)
-        os.chmod(tmp, 0o755)
+            atomic_write_bytes(tmp / f"IM{k + 1:04d}.dcm", buf.getvalue())
+        os.chmod(tmp, 0o755)  # mkdtemp creates the folder 0700
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
             os.replace(folder, old / folder.name)
