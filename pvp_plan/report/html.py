@@ -214,6 +214,9 @@ def render_report_html(plan) -> str:
     flagged = [lp.level for lp in plan.levels if lp.flags]
     summary = (f"Flagged levels: <b class='flag'>{_e(', '.join(flagged))}</b>" if flagged
                else "No level flagged for collapse, density or posterior wall.")
+    skipped = [f"{lp.level} ({lp.not_plannable_reason.split(':')[0]})" for lp in plan.levels if not lp.plannable]
+    if skipped:
+        summary += f"<br>Not plannable: {_e('; '.join(skipped))}"
     body = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
