@@ -29,12 +29,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 REAL_CT = {"abdomen_3mm": SHARED / "abdomen_3mm" / "ct.nii.gz", "thorax_1p5mm": SHARED / "thorax_1p5mm" / "ct.nii.gz"}
+#: Per-level vertebral-body label maps of the shared CTs (VerSe numbering), for --label-maps.
+REAL_LABELS = {"abdomen_3mm": SHARED / "abdomen_3mm" / "reference" / "totalseg_vertebral_bodies_per_level.nii.gz"}
 #: studies.csv columns that hold timings (allowed to differ between runs).
 TIMING_COLUMNS = {"seconds", "compute_seconds"}
 
 
-def build_cohort(folder: Path, *, repeat: int, spacing_mm: float) -> Path:
-    """Write the phantom as DICOM under ``folder`` and a manifest naming it and the shared CTs."""
+def build_cohort(folder: Path, *, repeat: int, spacing_mm: float, label_maps: bool) -> Path:
+    """Write the phantom as DICOM under ``folder`` and a manifest naming it and the shared CTs.
+
+    With ``label_maps`` the manifest gives each study a label map (the phantom's truth, TotalSegmentator's
+    bodies for the abdomen; the thorax has none and is left out), so the pipeline runs without automatic
+    segmentation.
+    """
     from pvp_plan.sample_data import generate_phantom
 
     phantom = generate_phantom(seed=7, spacing_mm=(spacing_mm,) * 3)
@@ -46,21 +53,38 @@ def build_cohort(folder: Path, *, repeat: int, spacing_mm: float) -> Path:
         dicom = folder / "phantom.nii.gz"
         folder.mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(phantom.ct.to_sitk(), str(dicom))
+        truth = folder / "phantom_bodies.nii.gz"
+        sitk.WriteImage(phantom.ct.to_sitk(phantom.body_labels), str(truth))
     else:
         written = write_phantom(phantom, folder / "phantom", dicom=True, nifti=False)
         dicom = _dicom_folder(written, folder / "phantom")
-    entries = [("phantom_1mm", dicom)] + [(name, p) for name, p in REAL_CT.items() if p.exists()]
-    missing = [name for name, p in REAL_CT.items() if not p.exists()]
-    if missing:
-        print(f"shared CT absent, skipped: {', '.join(missing)}")
+        truth = written.get("body_labels") if isinstance(written, dict) else None
+    entries = [(f"phantom_{spacing_mm:g}mm", dicom, truth)]
+    for name, path in REAL_CT.items():
+        if not path.exists():
+            print(f"shared CT absent, skipped: {name}")
+            continue
+        seg = REAL_LABELS.get(name)
+        if label_maps and (seg is None or not seg.exists()):
+            print(f"{name}: no per-level body label map, left out of the label-map run")
+            continue
+        entries.append((name, path, seg))
     manifest = folder / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["study_id", "path"])
+        writer.writerow(["study_id", "path", "segmentation"])
         for r in range(repeat):
-            for name, path in entries:
-                writer.writerow([f"{name}-{r + 1}", str(path)])
+            for name, path, seg in entries:
+                writer.writerow([f"{name}-{r + 1}", str(path), str(seg) if label_maps and seg else ""])
     return manifest
+
+
+def automatic_segmentation_available() -> bool:
+    try:
+        from pvp_plan.segment import segment_vertebral_bodies  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _dicom_folder(written, default: Path) -> Path:
@@ -95,9 +119,13 @@ def run(label: str, manifest: Path, out: Path, **options) -> dict:
     for r in rows:
         if r["status"] != "ok":
             print(f"  {label}: {r['study_id']} {r['status']}: {r['message'][:120]}")
-    print(f"{label:<26} {res['studies']:>3} studies ({res['ok']} ok) in {wall:6.1f} s = {res['per_min']:5.2f} studies/min;"
-          f" pipeline {res['mean_compute_s']:.1f} s/study; overhead in worker {100 * res['in_worker_overhead']:.2f} %,"
-          f" end to end {100 * res['end_to_end_overhead']:.1f} %", flush=True)
+    workers = options.get("workers", 1)
+    res["efficiency"] = sum(compute) / (wall * workers) if compute else float("nan")
+    tail = (f"end to end {100 * res['end_to_end_overhead']:.1f} % (start-up included)" if workers == 1 else
+            f"parallel efficiency {100 * res['efficiency']:.0f} % (pipeline time / (wall x workers))")
+    print(f"{label:<28} {res['studies']:>3} studies ({res['ok']} ok) in {wall:6.1f} s = {res['per_min']:5.2f} "
+          f"studies/min; pipeline {res['mean_compute_s']:.1f} s/study; overhead in worker "
+          f"{100 * res['in_worker_overhead']:.2f} %; {tail}", flush=True)
     return res
 
 
@@ -123,12 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=1.0, help="phantom voxel size in mm (default 1.0)")
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask LocalCluster comparison")
     parser.add_argument("--keep", type=Path, default=None, help="write the cohort and outputs here (kept)")
+    parser.add_argument("--label-maps", action="store_true", help="give the studies label maps instead of automatic "
+                        "segmentation (the default when pvp_plan.segment has no segment_vertebral_bodies)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory(prefix="pvp-bench-batch-") as tmp:
         base = args.keep or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
-        manifest = build_cohort(base / "cohort", repeat=args.repeat, spacing_mm=args.spacing)
+        label_maps = args.label_maps or not automatic_segmentation_available()
+        print(f"segmentation: {'label maps from the manifest' if label_maps else 'automatic'}")
+        manifest = build_cohort(base / "cohort", repeat=args.repeat, spacing_mm=args.spacing, label_maps=label_maps)
         results = {w: run(f"process pool, {w} worker(s)", manifest, base / f"pool{w}", workers=w) for w in args.workers}
         if not args.no_dask:
             w = max(args.workers)

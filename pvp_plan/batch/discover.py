@@ -11,8 +11,8 @@ Folder tree (walked in sorted order; hidden names and the batch's own output fol
   secondary capture, single slice); a folder whose DICOM files have no readable header is recorded as ``failed``;
 * other files (text, spreadsheets, images' ``.raw`` data files) are ignored.
 
-Manifest CSV: a header row with ``study_id,path`` and optionally ``series_uid`` and ``anchor``; relative paths are
-read from the manifest's folder; study IDs must be unique and made of letters, digits, ``.``, ``_`` and ``-``.
+Manifest CSV: a header row with ``study_id,path`` and optionally ``series_uid``, ``anchor`` and ``segmentation`` (a
+label map to use instead of automatic segmentation); relative paths are read from the manifest's folder; study IDs must be unique and made of letters, digits, ``.``, ``_`` and ``-``.
 
 Study IDs of a folder tree are ``s`` + 12 hex digits of HMAC-SHA256(salt, relative path [+ "#" + series UID]):
 stable for a given salt (kept in the output folder's ``batch_config.json``), not reversible without it.
@@ -76,6 +76,8 @@ class Study:
         DICOM SeriesInstanceUID to load from ``path`` (None: the loader chooses / not DICOM).
     anchor : str or None
         Per-study level anchor from the manifest (passed to the plan options).
+    segmentation : str or None
+        Per-study label map from the manifest (absolute path), used instead of automatic segmentation.
     status : str or None
         None for a study to compute; ``"skipped"`` or ``"failed"`` when discovery already decided.
     message : str
@@ -89,6 +91,7 @@ class Study:
     path: str
     series_uid: str | None = None
     anchor: str | None = None
+    segmentation: str | None = None
     status: str | None = None
     message: str = ""
     identifiers: tuple[str, ...] = field(default=(), repr=False)
@@ -127,7 +130,7 @@ def read_manifest(path: str | Path) -> list[Study]:
         missing = {"study_id", "path"} - set(fields)
         if missing:
             raise ManifestError(f"{path.name}: the header row must name study_id and path "
-                                f"(optional: series_uid, anchor); found {', '.join(fields) or 'nothing'}")
+                                f"(optional: series_uid, anchor, segmentation); found {', '.join(fields) or 'nothing'}")
         rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
     studies: list[Study] = []
     seen: dict[str, int] = {}
@@ -141,13 +144,21 @@ def read_manifest(path: str | Path) -> list[Study]:
         seen[sid] = line
         if not row.get("path"):
             raise ManifestError(f"{path.name} line {line}: study {sid!r} has no path")
-        target = Path(row["path"]).expanduser()
-        target = target if target.is_absolute() else path.parent / target
+        target = _manifest_path(row["path"], path)
+        seg = _manifest_path(row["segmentation"], path) if row.get("segmentation") else None
+        ids = _path_identifiers(target, path.parent) + (_path_identifiers(seg, path.parent) if seg else ())
         studies.append(Study(
-            study_id=sid, path=str(target.absolute()), series_uid=row.get("series_uid") or None,
-            anchor=row.get("anchor") or None, identifiers=_path_identifiers(target, path.parent),
+            study_id=sid, path=str(target), series_uid=row.get("series_uid") or None,
+            anchor=row.get("anchor") or None, segmentation=None if seg is None else str(seg),
+            identifiers=tuple(sorted(set(ids))),
         ))
     return sorted(studies, key=lambda s: s.study_id)
+
+
+def _manifest_path(text: str, manifest: Path) -> Path:
+    """A manifest path: absolute as written, or relative to the manifest's folder."""
+    target = Path(text).expanduser()
+    return (target if target.is_absolute() else manifest.parent / target).absolute()
 
 
 def discover_tree(root: Path, *, salt: str, exclude: tuple[Path, ...] = (), exclude_globs: tuple[str, ...] = (),

@@ -276,7 +276,8 @@ def _study_dir(out_dir: Path, study: Study) -> Path:
 def _task(out_dir: Path, study: Study, options: BatchOptions) -> StudyTask:
     return StudyTask(
         study_id=study.study_id, path=study.path, study_dir=str(_study_dir(out_dir, study)),
-        series_uid=study.series_uid, anchor=study.anchor, options=dict(options.plan_options),
+        series_uid=study.series_uid, anchor=study.anchor, segmentation=study.segmentation,
+        options=dict(options.plan_options),
         compute=options.compute, keep_identifiers=options.keep_identifiers, redact=study.identifiers,
     )
 

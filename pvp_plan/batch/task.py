@@ -53,6 +53,7 @@ class StudyTask:
     study_dir: str
     series_uid: str | None = None
     anchor: str | None = None
+    segmentation: str | None = None
     options: dict = field(default_factory=dict)
     compute: str = DEFAULT_COMPUTE
     keep_identifiers: bool = False
@@ -77,8 +78,8 @@ def run_study(task: StudyTask) -> dict:
     try:
         compute = resolve_callable(task.compute)
         t0 = time.perf_counter()
-        outcome = compute(task.path, series=task.series_uid, anchor=task.anchor, options=dict(task.options),
-                          study_dir=study_dir, keep_identifiers=task.keep_identifiers)
+        outcome = compute(task.path, series=task.series_uid, anchor=task.anchor, segmentation=task.segmentation,
+                          options=dict(task.options), study_dir=study_dir, keep_identifiers=task.keep_identifiers)
         result.update(outcome)
     except MemoryError:
         result.update(status="failed", message="out of memory while computing this study (see --max-memory-gb)")
@@ -121,8 +122,10 @@ def _to_json(value: Any) -> Any:
 
 
 def plan_study(path: str, *, series: str | None, anchor: str | None, options: dict, study_dir: Path,
-               keep_identifiers: bool) -> dict:
+               keep_identifiers: bool, segmentation: str | None = None) -> dict:
     """The default compute step: :func:`pvp_plan.pipeline.run_case` on one input, outputs in ``study_dir``.
+
+    ``segmentation`` (a label map path, from the manifest) replaces automatic segmentation.
 
     Writes ``plan.json``, ``plan.csv`` and ``vertebral_bodies.nii.gz`` (label map on the input's grid). Returns
     ``levels`` (:meth:`CasePlan.table_rows`), ``provenance`` (:meth:`CTVolume.provenance`) and ``files``.
@@ -132,7 +135,7 @@ def plan_study(path: str, *, series: str | None, anchor: str | None, options: di
     kwargs = dict(options, keep_identifiers=keep_identifiers)
     if anchor:
         kwargs["anchor"] = anchor
-    plan = run_case(path, options=PlanOptions(**kwargs), series=series)
+    plan = run_case(path, options=PlanOptions(**kwargs), series=series, segmentation_path=segmentation)
     files = write_case_outputs(plan, study_dir, html=False, label_map=True)
     rows = [{**row, **research_columns(lp)} for row, lp in zip(plan.table_rows(), plan.levels, strict=True)]
     return {

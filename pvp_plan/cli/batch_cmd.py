@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def batch(
         input: Path = typer.Argument(..., help="Folder tree of studies (DICOM series, NIfTI, NRRD, MHA) or a "
-                                               "manifest CSV with columns study_id,path[,series_uid][,anchor]."),
+                                               "manifest CSV with columns study_id,path[,series_uid][,anchor][,segmentation]."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (tables, studies/<study_id>/...)."),
         workers: int = typer.Option(None, "--workers", "-j", help="Studies in parallel (default: half the CPU "
                                                                    "cores, at least 1)."),

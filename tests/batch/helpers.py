@@ -12,7 +12,8 @@ from pvp_plan.batch.task import plan_study
 COUNTER_ENV = "PVP_PLAN_TEST_BATCH_COUNTER"
 
 
-def fake_compute(path: str, *, series, anchor, options, study_dir: Path, keep_identifiers: bool) -> dict:
+def fake_compute(path: str, *, series, anchor, options, study_dir: Path, keep_identifiers: bool,
+                 segmentation: str | None = None) -> dict:
     """A fast stand-in for the pipeline: deterministic rows from the input's bytes, one output file."""
     if "crash" in Path(path).name:
         os._exit(9)  # a worker dying mid-study (like the kernel's OOM killer)

@@ -43,7 +43,12 @@ def cohort(tmp_path_factory) -> dict:
     (root / "d").mkdir()
     (root / "d" / "garbage.nii.gz").write_bytes(b"\x1f\x8b this is not a NIfTI file")
     uids["mr"] = write_dicom_series(root / "e" / "mr", modality="MR", n_slices=3)
-    return {"root": root, "uids": uids}
+    labels = root.parent / "labels" / "b_bodies.nii.gz"  # outside the tree: a label map is an image file too
+    labels.parent.mkdir()
+    sitk.WriteImage(b.ct.to_sitk(b.body_labels), str(labels))
+    truth_ml = {lv: float((b.body_labels == lab).sum()) * b.ct.voxel_volume_ml
+                for lv, lab in (("L1", 20), ("L2", 21), ("L3", 22))}
+    return {"root": root, "uids": uids, "labels": labels, "truth_ml": truth_ml}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +121,23 @@ def _same_tables(a: Path, b: Path) -> None:
     assert (a / "levels.parquet").read_bytes() == (b / "levels.parquet").read_bytes()
     strip = [{k: v for k, v in r.items() if k not in TIMING} for r in _rows(a / "studies.csv")]
     assert strip == [{k: v for k, v in r.items() if k not in TIMING} for r in _rows(b / "studies.csv")]
+
+
+def test_manifest_with_external_label_maps(cohort: dict, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("study_id,path,segmentation\n"
+                        f"case-b,{cohort['root'] / 'b' / 'phantom.nii.gz'},{cohort['labels']}\n"
+                        f"case-missing,{cohort['root'] / 'nope.nii.gz'},\n")
+    summary = run_batch(manifest, tmp_path / "out", BatchOptions(workers=1, plan_options=PLAN_OPTIONS))
+    assert (summary.n_ok, summary.n_failed) == (1, 1)
+    levels = {r["level"]: r for r in _rows(tmp_path / "out" / "levels.csv")}
+    assert {r["study_id"] for r in levels.values()} == {"case-b"}
+    for level, truth in cohort["truth_ml"].items():  # the truth map's own volume, through the whole pipeline
+        if levels[level]["body_volume_ml"]:
+            assert float(levels[level]["body_volume_ml"]) == pytest.approx(truth, abs=0.1)
+    failed = _rows(tmp_path / "out" / "studies.csv")[1]
+    assert failed["study_id"] == "case-missing" and "no such file" in failed["message"]
+    assert str(cohort["root"]) not in failed["message"]
 
 
 def test_dask_local_cluster_gives_identical_tables(pool_run: Path, cohort: dict, tmp_path: Path) -> None:
