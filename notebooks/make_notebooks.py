@@ -13,6 +13,9 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+#: False while pvp_plan.segment.segment_vertebral_bodies is not in the build: the notebooks then import the
+#: sample's reference body map through load_external_segmentation instead.
+AUTOMATIC_SEGMENTATION = True
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}
@@ -36,6 +39,20 @@ def find_shared_data():
     return None'''
 
 
+if AUTOMATIC_SEGMENTATION:
+    SEGMENT_IMPORT = "from pvp_plan.segment import segment_vertebral_bodies\n"
+    SEGMENT_CELL = "segmentation = segment_vertebral_bodies(ct)"
+    MANIFEST_HEADER, MANIFEST_ROW, TRUTH_MAP = "study_id,path", "{name},{name}.nii.gz", ""
+else:
+    SEGMENT_IMPORT = "from pvp_plan.segment.external import load_external_segmentation\n"
+    SEGMENT_CELL = ("# automatic segmentation is not in this build yet: use the sample's reference body map\n"
+                    "segmentation = load_external_segmentation(sample_data.sample_truth_path().parent / "
+                    "\"vertebral_bodies_truth.nii.gz\", ct)")
+    MANIFEST_HEADER, MANIFEST_ROW = "study_id,path,segmentation", "{name},{name}.nii.gz,truth/{name}.nii.gz"
+    TRUTH_MAP = ("    # automatic segmentation is not in this build yet: each study gets its reference body map\n"
+                 "    write_image_atomic(phantom.ct.to_sitk(phantom.body_labels), COHORT / \"truth\" / f\"{name}.nii.gz\")\n")
+
+
 def quick_start() -> nbformat.NotebookNode:
     md, code = new_markdown_cell, new_code_cell
     cells = [
@@ -48,8 +65,8 @@ def quick_start() -> nbformat.NotebookNode:
              "import matplotlib.pyplot as plt\nimport numpy as np\nfrom IPython.display import Markdown, display\n\n"
              "from pvp_plan import sample_data\nfrom pvp_plan.io import load_ct\n"
              "from pvp_plan.pipeline import PlanOptions, plan_case\n"
-             "from pvp_plan.segment import segment_vertebral_bodies\n\n"
-             "WORK = Path(tempfile.mkdtemp(prefix=\"pvp-plan-quick-start-\"))  # outputs go here, not into the repo\n\n"
+             + SEGMENT_IMPORT + "\n"
+             "WORK = Path(tempfile.mkdtemp(prefix=\"pvp-plan-quick-start-\"))  # outputs go here, not into the repo\n\n\n"
              + TABLE_HELPER),
         md("## 1. Load the sample CT\n\n"
            "`sample_dicom_dir()` is a DICOM series of the phantom (generated on first use if the repository copy "
@@ -59,8 +76,11 @@ def quick_start() -> nbformat.NotebookNode:
              "print(ct.shape, \"voxels (z, y, x);\", ct.describe_voxel_size(), \";\", ct.series.source_format)"),
         md("## 2. Segment the vertebral bodies\n\n"
            "Labels follow the VerSe numbering (T12 = 19, L1 = 20 ...). Bodies touching the edge of the scan are "
-           "labelled but flagged `cut_by_fov`: their volume is never reported as if whole."),
-        code("segmentation = segment_vertebral_bodies(ct)\n"
+           "labelled but flagged `cut_by_fov`: their volume is never reported as if whole.\n\n"
+           "A label map made elsewhere (TotalSegmentator, VerSe masks, a DICOM SEG, a hand correction) comes in "
+           "through `load_external_segmentation(path, ct)`; its convention is detected from the label values "
+           "(or given), whole vertebrae are cut to their bodies, and other grids are resampled onto the CT."),
+        code(SEGMENT_CELL + "\n"
              "for body in segmentation.bodies:\n"
              "    print(f\"{body.level.value:>4}  {body.voxel_count * ct.voxel_volume_ml:6.1f} mL  \"\n"
              "          f\"level confidence {body.level_confidence:.2f}  cut by FOV: {body.cut_by_fov}\")"),
@@ -148,10 +168,13 @@ def cohort_study() -> nbformat.NotebookNode:
              "import matplotlib.pyplot as plt\nimport numpy as np\nfrom IPython.display import Markdown, display\n\n"
              "from pvp_plan.batch import BatchOptions, run_batch\nfrom pvp_plan.io.atomic import write_image_atomic\n"
              "from pvp_plan.levels import Level\nfrom pvp_plan.sample_data import generate_phantom\n\n"
-             "WORK = Path(tempfile.mkdtemp(prefix=\"pvp-plan-cohort-\"))  # outputs go here, not into the repo\n\n"
+             "WORK = Path(tempfile.mkdtemp(prefix=\"pvp-plan-cohort-\"))  # outputs go here, not into the repo\n\n\n"
              + TABLE_HELPER + "\n\n\n" + SHARED_DATA),
         md("## 1. A small cohort\n\n"
-           "Each phantom is written as a NIfTI file; its exact body volumes are kept for comparison."),
+           "Each phantom is written as a NIfTI file and listed in a manifest CSV (`study_id,path`; optional "
+           "columns `series_uid`, `anchor`, and `segmentation` for a label map made elsewhere). Study IDs from a "
+           "manifest are yours; for a plain folder tree the batch makes salted, non-reversible IDs. The phantoms' "
+           "exact body volumes are kept for comparison."),
         code("COHORT = WORK / \"cohort\"\n"
              "CASES = {\n"
              "    \"case_a\": dict(seed=1, pathology={}),\n"
@@ -160,19 +183,22 @@ def cohort_study() -> nbformat.NotebookNode:
              "    \"case_d\": dict(seed=4, pathology={\"T12\": \"sclerotic\"}, curvature=20.0),\n"
              "}\n"
              "true_volume_ml = {}\n"
+             f"manifest = [\"{MANIFEST_HEADER}\"]\n"
              "for name, kwargs in CASES.items():\n"
              "    phantom = generate_phantom(levels=(\"T12\", \"L1\", \"L2\", \"L3\"), spacing_mm=(2.5, 1.0, 1.0),\n"
              "                               fov_mm=(160.0, 150.0), **kwargs)\n"
              "    write_image_atomic(phantom.ct.to_sitk(), COHORT / f\"{name}.nii.gz\")\n"
+             + TRUTH_MAP +
+             f"    manifest.append(f\"{MANIFEST_ROW}\")\n"
              "    true_volume_ml[name] = {lv: d[\"volume_ml\"] for lv, d in phantom.truth[\"levels\"].items()}\n"
-             "sorted(p.name for p in COHORT.iterdir())"),
+             "(COHORT / \"manifest.csv\").write_text(\"\\n\".join(manifest) + \"\\n\")\n"
+             "print((COHORT / \"manifest.csv\").read_text())"),
         md("## 2. Run the batch\n\n"
-           "`run_batch` finds the studies, runs `pvp_plan.pipeline.run_case` on each (in worker processes; "
-           "resumable), and writes `levels.csv` (one row per study and level) and `studies.csv`. Study IDs are "
-           "salted hashes: the tables hold no paths or patient identifiers. `--workers N` on the command line "
-           "(`pvp-plan batch`) does the same."),
-        code("summary = run_batch(COHORT, WORK / \"batch\", BatchOptions(workers=1, keep_identifiers=True,\n"
-             "                                                          plan_options={\"plan_needles\": False}))\n"
+           "`run_batch` reads the manifest (or walks a folder), runs `pvp_plan.pipeline.run_case` on each study in "
+           "worker processes (resumable), and writes `levels.csv` (one row per study and level) and `studies.csv` "
+           "(no paths or patient identifiers unless asked). `pvp-plan batch` on the command line does the same."),
+        code("summary = run_batch(COHORT / \"manifest.csv\", WORK / \"batch\",\n"
+             "                    BatchOptions(workers=1, plan_options={\"plan_needles\": False}))\n"
              "print(f\"{summary.n_ok} ok, {summary.n_failed} failed, {summary.n_skipped} skipped in "
              "{summary.wall_seconds:.1f} s\")\n"
              "with open(WORK / \"batch\" / \"studies.csv\", newline=\"\") as fh:\n"
@@ -198,7 +224,7 @@ def cohort_study() -> nbformat.NotebookNode:
              "    volume = [number(mine[order[i]][\"body_volume_ml\"]) for i in xs]\n"
              "    hu = [number(mine[order[i]][\"hu_median\"]) for i in xs]\n"
              "    ax1.plot([x for x, v in zip(xs, volume, strict=True) if v is not None], [v for v in volume if v is not None], "
-             "\"o-\", label=study[:10])\n"
+             "\"o-\", label=study)\n"
              "    ax2.plot([x for x, h in zip(xs, hu, strict=True) if h is not None], [h for h in hu if h is not None], \"s-\")\n"
              "for ax, title, unit in ((ax1, \"body volume\", \"mL\"), (ax2, \"median trabecular HU\", \"HU\")):\n"
              "    ax.set_xticks(range(len(order)), order)\n"
@@ -209,13 +235,10 @@ def cohort_study() -> nbformat.NotebookNode:
              "ax2.text(0, 112, \"110 HU (Pickhardt 2013, L1)\", fontsize=8, color=\"grey\")\n"
              "ax1.legend(fontsize=8)\n"
              "plt.tight_layout()\nplt.show()"),
-        md("Because these are phantoms, each measured volume can be checked against the exact one. "
-           "`keep_identifiers=True` above put each study's input path in `studies.csv` (fine for phantoms; "
-           "leave it off for patient data)."),
-        code("case_of = {s[\"study_id\"]: Path(s[\"input_path\"]).name.removesuffix(\".nii.gz\") for s in studies}\n"
-             "pairs = [(true_volume_ml[case_of[r[\"study_id\"]]][r[\"level\"]], number(r[\"body_volume_ml\"]))\n"
+        md("Because these are phantoms, each measured volume can be checked against the exact one."),
+        code("pairs = [(true_volume_ml[r[\"study_id\"]][r[\"level\"]], number(r[\"body_volume_ml\"]))\n"
              "         for r in rows\n"
-             "         if number(r[\"body_volume_ml\"]) is not None and r[\"level\"] in true_volume_ml[case_of[r[\"study_id\"]]]]\n"
+             "         if number(r[\"body_volume_ml\"]) is not None and r[\"level\"] in true_volume_ml[r[\"study_id\"]]]\n"
              "truth, measured = np.array(pairs).T\n"
              "error = 100 * (measured / truth - 1)\n"
              "print(f\"{len(truth)} bodies: volume error {error.mean():+.1f}% on average \"\n"

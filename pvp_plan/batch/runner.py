@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvp_plan import __version__
@@ -466,7 +466,3 @@ def _run_dask(tasks: list[StudyTask], options: BatchOptions, on_result: Callable
         if cluster is not None:
             cluster.close()
 
-
-def describe_options(options: BatchOptions) -> dict:
-    """The options as plain values (for logs)."""
-    return asdict(options)

@@ -49,20 +49,35 @@ def _needle_segments(plan, level_plan):
     return out
 
 
+def _curved_sagittal(ct, seg) -> tuple[np.ndarray, np.ndarray]:
+    """(z, y) HU and label images through the spine: at each slice the column x follows the body centroids.
+
+    The label image takes each body from a +-4 mm slab around that column, so a slightly lateral body
+    still shows. Outside the bodies' z range the nearest centroid's x is used.
+    """
+    sz, sy, sx = ct.spacing_mm
+    if seg.bodies:
+        idx = np.array([ct.lps_to_index(b.centroid_lps_mm) for b in seg.bodies])
+        order = np.argsort(idx[:, 0])
+        x_of_z = np.interp(np.arange(ct.shape[0]), idx[order, 0], idx[order, 2])
+    else:
+        x_of_z = np.full(ct.shape[0], ct.shape[2] / 2)
+    cols = np.clip(np.round(x_of_z).astype(int), 0, ct.shape[2] - 1)
+    half = max(1, int(round(4.0 / sx)))
+    img = np.empty(ct.shape[:2], dtype=np.float32)
+    lab = np.zeros(ct.shape[:2], dtype=seg.labels.dtype)
+    for z, x in enumerate(cols):
+        img[z] = ct.hu[z, :, x]
+        lab[z] = seg.labels[z, :, max(x - half, 0):x + half + 1].max(axis=1)
+    return img, lab
+
+
 def sagittal_png(plan) -> bytes:
-    """Sagittal reconstruction through the spine with each body outlined in its level colour and flags marked."""
+    """Curved sagittal reconstruction along the spine, each body outlined in its level colour, flags marked."""
     ct, seg = plan.ct, plan.segmentation
     sz, sy, sx = ct.spacing_mm
     labels = seg.labels
-    if seg.bodies:
-        xs = [ct.lps_to_index(b.centroid_lps_mm)[2] for b in seg.bodies]
-        x0 = int(round(float(np.median(xs))))
-    else:
-        x0 = ct.shape[2] // 2
-    half = max(1, int(round(4.0 / sx)))
-    slab = slice(max(x0 - half, 0), min(x0 + half + 1, ct.shape[2]))
-    img = ct.hu[:, :, x0].astype(np.float32)
-    lab = labels[:, :, slab].max(axis=2)
+    img, lab = _curved_sagittal(ct, seg)
     zs, ys = np.nonzero(labels.any(axis=2))
     if zs.size:
         pad_z, pad_y = int(30 / sz), int(40 / sy)

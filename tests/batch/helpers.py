@@ -150,3 +150,44 @@ def hungry_compute(path: str, **kwargs) -> dict:
 
 
 counting_plan.preload = plan_study.preload
+
+
+#: Environment variable naming a folder of ground-truth label maps, one per input (see :func:`truth_key`).
+TRUTH_ENV = "PVP_PLAN_TEST_BATCH_TRUTH"
+
+
+def truth_key(path: str | Path) -> str:
+    """File name of the ground-truth label map of an input path under ``$PVP_PLAN_TEST_BATCH_TRUTH``."""
+    return hashlib.sha256(str(Path(path).absolute()).encode()).hexdigest()[:16] + ".nii.gz"
+
+
+def plan_with_truth(path: str, **kwargs) -> dict:
+    """The real pipeline step, given the phantom's ground-truth label map as an external segmentation.
+
+    Used while automatic segmentation (``pvp_plan.segment.segment_vertebral_bodies``) is not in the tree;
+    everything else (loading, measuring, planning, writing) is the real pipeline.
+    """
+    truth = Path(os.environ.get(TRUTH_ENV, "")) / truth_key(path)
+    if truth.is_file() and not kwargs.get("segmentation"):
+        kwargs["segmentation"] = str(truth)
+    return plan_study(path, **kwargs)
+
+
+def counting_plan_with_truth(path: str, **kwargs) -> dict:
+    """:func:`counting_plan` on top of :func:`plan_with_truth`."""
+    counter = os.environ.get(COUNTER_ENV)
+    if counter:
+        with open(counter, "a") as fh:
+            fh.write(Path(kwargs["study_dir"]).name + "\n")
+    return plan_with_truth(path, **kwargs)
+
+
+def automatic_segmentation_available() -> bool:
+    try:
+        from pvp_plan.segment import segment_vertebral_bodies  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+plan_with_truth.preload = counting_plan_with_truth.preload = plan_study.preload

@@ -31,11 +31,13 @@ def test_plan_exports_round_trip_through_load_ct(tmp_path, layout):
     # the SEG read back as an external segmentation gives the same bodies, voxel for voxel
     again = load_external_segmentation(paths["dicom_seg"], ct)
     assert np.array_equal(again.labels, labels)
-    # the SR holds the plan's volumes
+    # the SR holds the plan's volumes; a level not measured (here L1, too small to be plannable) has none
     sr = hd.sr.srread(paths["dicom_sr"])
-    volumes = {g.tracking_identifier.split()[0]: g.get_measurements(name=pc.BODY_VOLUME)[0].value
-               for g in sr.content.get_volumetric_roi_measurement_groups()}
-    assert volumes == pytest.approx({lp.level: lp.body_volume_ml for lp in plan.levels})
+    groups = {g.tracking_identifier.split()[0]: g for g in sr.content.get_volumetric_roi_measurement_groups()}
+    assert set(groups) == {lp.level for lp in plan.levels}
+    volumes = {level: [m.value for m in g.get_measurements(name=pc.BODY_VOLUME)] for level, g in groups.items()}
+    assert volumes == {lp.level: [] if lp.body_volume_ml is None else [pytest.approx(lp.body_volume_ml)]
+                       for lp in plan.levels}
 
 
 def test_nifti_plan_gets_a_clear_export_error(tmp_path):
