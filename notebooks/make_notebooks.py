@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 #: False while pvp_plan.segment.segment_vertebral_bodies is not in the build: the notebooks then import the
 #: sample's reference body map through load_external_segmentation instead.
-AUTOMATIC_SEGMENTATION = True
+AUTOMATIC_SEGMENTATION = False
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}
@@ -253,9 +253,10 @@ def cohort_study() -> nbformat.NotebookNode:
         md("## 4. Against TotalSegmentator on a real CT (optional)\n\n"
            "`../shared/data/abdomen_3mm` holds a real abdominal CT with TotalSegmentator's outputs and spine "
            "report (a deep-learning model, not manual ground truth). pvp-plan plans it twice: with its own "
-           "segmentation, and with TotalSegmentator's per-level body mask imported through "
-           "`load_external_segmentation` (then the volumes must agree within 1%). Skipped when the data is "
-           "absent."),
+           "segmentation, with TotalSegmentator's per-level body mask imported through "
+           "`load_external_segmentation` (then the volumes must agree within 1%), and with the bodies pvp-plan cuts "
+           "from TotalSegmentator's whole vertebrae (the part anterior to the spinal canal). Skipped when the data "
+           "is absent."),
         code("shared = find_shared_data()\n"
              "case = None if shared is None else shared / \"abdomen_3mm\"\n"
              "if case is None or not (case / \"reference\" / \"totalseg_spine_report.json\").exists():\n"
@@ -273,6 +274,9 @@ def cohort_study() -> nbformat.NotebookNode:
              "\"totalseg_vertebral_bodies_per_level.nii.gz\", ct)\n"
              "    on_theirs = {lp.level: lp.body_volume_ml for lp in plan_case(ct, options=options, "
              "segmentation=imported).levels}\n"
+             "    whole = load_external_segmentation(case / \"reference\" / \"totalseg_total_vertebrae.nii.gz\", ct)\n"
+             "    on_split = {lp.level: lp.body_volume_ml for lp in plan_case(ct, options=options, "
+             "segmentation=whole).levels}\n"
              "    try:\n"
              "        on_ours = {lp.level: lp.body_volume_ml for lp in plan_case(ct, options=options).levels}\n"
              "    except PvpPlanError as exc:\n"
@@ -282,17 +286,22 @@ def cohort_study() -> nbformat.NotebookNode:
              "in report]\n"
              "    table = [{\"level\": lv, \"TotalSegmentator_ml\": report[f\"vertebrae_{lv}_volume_ml\"],\n"
              "              \"pvp_plan_on_their_mask_ml\": on_theirs.get(lv) and round(on_theirs[lv], 2),\n"
+             "              \"pvp_plan_bodies_cut_from_their_vertebrae_ml\": on_split.get(lv) and round(on_split[lv], 2),\n"
              "              \"pvp_plan_own_segmentation_ml\": on_ours.get(lv) and round(on_ours[lv], 2)} for lv in levels]\n"
              "    show_table(table, list(table[0]))\n"
              "    x = np.arange(len(levels))\n"
-             "    fig, ax = plt.subplots(figsize=(7, 3.5))\n"
-             "    for k, (key, label) in enumerate(((\"TotalSegmentator_ml\", \"TotalSegmentator report\"),\n"
-             "                                      (\"pvp_plan_on_their_mask_ml\", \"pvp-plan on their mask\"),\n"
-             "                                      (\"pvp_plan_own_segmentation_ml\", \"pvp-plan segmentation\"))):\n"
-             "        ax.bar(x + (k - 1) * 0.27, [np.nan if row[key] is None else row[key] for row in table], width=0.27, label=label)\n"
+             "    fig, ax = plt.subplots(figsize=(10, 3.5))\n"
+             "    series = ((\"TotalSegmentator_ml\", \"TotalSegmentator report\"),\n"
+             "              (\"pvp_plan_on_their_mask_ml\", \"pvp-plan on their body mask\"),\n"
+             "              (\"pvp_plan_bodies_cut_from_their_vertebrae_ml\", \"pvp-plan, bodies cut from their vertebrae\"),\n"
+             "              (\"pvp_plan_own_segmentation_ml\", \"pvp-plan segmentation\"))\n"
+             "    for k, (key, label) in enumerate(series):\n"
+             "        ax.bar(x + (k - 1.5) * 0.2, [np.nan if row[key] is None else row[key] for row in table], width=0.2,\n"
+             "               label=label)\n"
              "    ax.set_xticks(x, levels)\n"
              "    ax.set_ylabel(\"body volume (mL)\")\n"
-             "    ax.legend(fontsize=8)\n"
+             "    ax.legend(fontsize=8, loc=\"upper left\", bbox_to_anchor=(1.01, 1.0))\n"
+             "    plt.tight_layout()\n"
              "    plt.show()"),
     ]
     return new_notebook(cells=cells, metadata=KERNEL)
