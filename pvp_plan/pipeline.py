@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pvp_plan import __version__
 from pvp_plan.errors import PlanError, PvpPlanError, SegmentationError
+from pvp_plan.io.atomic import publish
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level
 from pvp_plan.messages import Notice, Severity
@@ -261,7 +262,8 @@ def plan_case(ct: CTVolume, *, options: PlanOptions = PlanOptions(), segmentatio
         report(f"planning {name}", i / max(len(selected), 1))
         plans.append(plan_level(ct, segmentation, name, options=options))
     report("planning done", 1.0)
-    case_notices = list(session_notices([lp.level for lp in plans if lp.plannable]))
+    case_notices = list(session_notices([lp.level for lp in plans if lp.plannable],
+                                        selected_by_user=options.levels is not None))
     case_notices += needle_notices(options.needle_gauge)
     unavailable = [n for lp in plans for n in lp.warnings if n.code == "needle_planning_unavailable"]
     if unavailable:
@@ -275,8 +277,13 @@ def plan_case(ct: CTVolume, *, options: PlanOptions = PlanOptions(), segmentatio
 
 
 def run_case(path: str | Path, *, options: PlanOptions = PlanOptions(), series: str | None = None,
-             segmentation_path: str | Path | None = None, progress: Progress | None = None) -> CasePlan:
-    """Load a CT (DICOM folder/file, NIfTI, NRRD, MHA) and plan it; the batch runner and the CLI use this."""
+             segmentation_path: str | Path | None = None, labels: str | None = None,
+             progress: Progress | None = None) -> CasePlan:
+    """Load a CT (DICOM folder/file, NIfTI, NRRD, MHA) and plan it; the batch runner and the CLI use this.
+
+    ``segmentation_path`` plans on an external label map instead of segmenting; ``labels`` names its
+    convention (see :func:`pvp_plan.segment.external.load_external_segmentation`; None = auto-detect).
+    """
     from pvp_plan.io import load_ct
 
     report = progress or (lambda step, frac: None)
@@ -286,7 +293,7 @@ def run_case(path: str | Path, *, options: PlanOptions = PlanOptions(), series: 
     if segmentation_path is not None:
         from pvp_plan.segment.external import load_external_segmentation
 
-        segmentation = load_external_segmentation(segmentation_path, ct, anchor=options.anchor)
+        segmentation = load_external_segmentation(segmentation_path, ct, convention=labels, anchor=options.anchor)
     return plan_case(ct, options=options, segmentation=segmentation, progress=progress)
 
 
@@ -339,10 +346,7 @@ def write_case_outputs(plan: CasePlan, out_dir: str | Path, *, html: bool = True
         for tmp, _ in staged.values():
             tmp.unlink(missing_ok=True)
         raise
-    umask = os.umask(0)
-    os.umask(umask)
     for tmp, final in staged.values():
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the outputs ordinary permissions
-        os.replace(tmp, final)
+        publish(tmp, final)
     logger.info("plan written to %s (%s)", out_dir.name, ", ".join(p.name for _, p in staged.values()))
     return {kind: final for kind, (_, final) in staged.items()}

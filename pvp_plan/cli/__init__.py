@@ -46,7 +46,7 @@ def _root(
 def main() -> None:
     """Console-script entry point: run the app, turning pvp-plan errors into a short message and exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except PvpPlanError as exc:
         typer.secho(f"pvp-plan: error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
@@ -64,3 +64,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -84,6 +84,11 @@ def register(app: typer.Typer) -> None:
         series: str = typer.Option(None, "--series", help="SeriesInstanceUID when the input holds several."),
         segmentation: Path = typer.Option(None, "--segmentation", help="Use this vertebral body label map "
                                                                        "instead of segmenting."),
+        labels: str = typer.Option("auto", "--labels", help="Label convention of --segmentation: auto, "
+                                                             "totalsegmentator, totalsegmentator-bodies, verse or "
+                                                             "verse-bodies."),
+        dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write a DICOM SEG of the bodies and a DICOM "
+                                                                 "SR measurement report here (DICOM input only)."),
         no_needles: bool = typer.Option(False, "--no-needles", help="Skip needle path planning."),
         no_html: bool = typer.Option(False, "--no-html", help="Do not write report.html."),
         osteoporosis_hu: float = typer.Option(110.0, "--osteoporosis-hu",
@@ -111,9 +116,22 @@ def register(app: typer.Typer) -> None:
             needle_gauge=needle, needle_target=target, plan_needles=not no_needles, anchor=anchor,
             density=density, keep_identifiers=keep_identifiers,
         )
-        case = run_with_progress(run_case, input, options=options, series=series, segmentation_path=segmentation)
+        if dicom_out is not None:  # fail before the slow steps when the input cannot carry DICOM exports
+            from pvp_plan.errors import ExportError
+            from pvp_plan.io.load import image_format
+
+            fmt = image_format(input)
+            if fmt is not None:
+                raise ExportError(f"{input}: --dicom-out needs DICOM input (this is {fmt}); a DICOM SEG/SR must "
+                                  "reference the source DICOM images. Run without --dicom-out, or plan the DICOM series.")
+        case = run_with_progress(run_case, input, options=options, series=series, segmentation_path=segmentation,
+                                 labels=None if labels == "auto" else labels)
         with err_console.status("writing outputs"):
             paths = write_case_outputs(case, out, html=not no_html)
+            if dicom_out is not None:
+                from pvp_plan.export import write_dicom_exports
+
+                paths.update(write_dicom_exports(case, dicom_out))
         print_plan_table(case)
         for kind, path in paths.items():
             console.print(f"{kind}: {path}", highlight=False)

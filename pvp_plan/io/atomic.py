@@ -18,8 +18,8 @@ def _umask() -> int:
     return mask
 
 
-def _publish(tmp: str, path: Path) -> None:
-    """Give the temporary file ordinary permissions (mkstemp makes it 0600), then rename it into place."""
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """Give a staged temporary file ordinary permissions (mkstemp makes it 0600), then rename it into place."""
     os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
 
@@ -34,7 +34,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        _publish(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -55,7 +55,7 @@ def write_image_atomic(image: sitk.Image, path: str | Path, *, compress: bool = 
     os.close(fd)
     try:
         sitk.WriteImage(image, tmp, useCompression=compress)
-        _publish(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -211,7 +211,7 @@ class CTVolume:
             "shape_zyx": list(self.shape),
             "voxel_size_mm_zyx": list(self.spacing_mm),
             "resampled_from_source": self.source_geometry.resampled,
-            "loader_warnings": list(self.warnings),
+            "loader_warnings": [redact_paths(w, self.series) for w in self.warnings],
             "software": f"pvp-plan {__version__}",
         }
 
@@ -232,3 +232,19 @@ def ct_from_array(
         direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
     )
     return CTVolume(hu=hu, spacing_mm=spacing_mm, origin_lps_mm=origin_lps_mm, series=series, source_geometry=geom)
+
+
+def redact_paths(text: str, series: SeriesInfo) -> str:
+    """``text`` with the input path and the chosen DICOM files' paths replaced by ``<input>``.
+
+    Folder and file names of clinical exports often carry patient names or IDs; results keep
+    none of them unless the user asks for identifiers.
+    """
+    from pathlib import Path
+
+    candidates = {series.source_path, str(Path(series.source_path).resolve())}
+    candidates |= {str(Path(f).parent) for f in series.dicom_files[:1]}
+    candidates |= set(series.dicom_files)
+    for path in sorted((c for c in candidates if c and c != "."), key=len, reverse=True):
+        text = text.replace(path, "<input>")
+    return text

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # LPS x grows toward the patient's left
 _STEP_MM = 0.25
 _HALF_MM = 15.0
+_SOFT_TISSUE_HU = 40.0
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,21 @@ def body_frame(ct: CTVolume, body: np.ndarray) -> BodyFrame:
                      centroid_lps_mm=ct.index_to_lps(idx.mean(axis=0)))
 
 
-def find_pedicle(ct: CTVolume, body: np.ndarray, frame: BodyFrame, side: str, *, bone_hu: float
-                 ) -> PedicleFit | None:
-    """Fit the pedicle axis from coronal sections, then measure sections perpendicular to it."""
+def find_pedicle(ct: CTVolume, body: np.ndarray, frame: BodyFrame, side: str, *, bone_hu: float,
+                 edge_hu: float) -> PedicleFit | None:
+    """Fit the pedicle axis from coronal sections, then measure sections perpendicular to it.
+
+    In each coronal section the pedicle is first taken as the bone nearest the canal (so a rib or a
+    transverse process is not mistaken for it); when that gives nothing, as the largest bone section.
+    """
+    for pick in ("nearest", "largest"):
+        fit = _find_pedicle(ct, body, frame, side, bone_hu=bone_hu, edge_hu=edge_hu, pick=pick)
+        if fit is not None:
+            return fit
+    return None
+
+
+def _find_pedicle(ct, body, frame, side, *, bone_hu, edge_hu, pick) -> PedicleFit | None:
     sz, sy, sx = ct.spacing_mm
     sign = SIDE_SIGN[side]
     z0, z1 = frame.z_range
@@ -78,9 +91,16 @@ def find_pedicle(ct: CTVolume, body: np.ndarray, frame: BodyFrame, side: str, *,
         lab, n = ndimage.label(sec)
         if n == 0:
             continue
-        sizes = ndimage.sum(sec, lab, range(1, n + 1))
-        k = int(np.argmax(sizes)) + 1
-        c = np.argwhere(lab == k).mean(axis=0)
+        sizes = np.asarray(ndimage.sum(sec, lab, range(1, n + 1)))
+        coms = np.array(ndimage.center_of_mass(sec, lab, range(1, n + 1))).reshape(-1, 2)
+        lateral = np.abs(x_lo + coms[:, 1] - xm) * sx
+        if pick == "largest":
+            lateral = -sizes.astype(float)
+        lateral[sizes * sz * sx < 4.0] = np.inf  # ignore specks; the pedicle is the bone next to the canal
+        if not np.isfinite(lateral).any():
+            continue
+        k = int(np.argmin(lateral)) + 1
+        c = coms[k - 1]
         cents.append((z0 + c[0], y, x_lo + c[1]))
         areas.append(sizes[k - 1] * sz * sx)
     if len(cents) < 2:
@@ -91,7 +111,16 @@ def find_pedicle(ct: CTVolume, body: np.ndarray, frame: BodyFrame, side: str, *,
         keep[:] = True
     pts = ct.index_to_lps(cents[keep])
     axis = _fit_axis(pts)
-    return _measure_isthmus(ct, body, pts, axis, sign, bone_hu=bone_hu, side=side)
+    fit = None
+    for _ in range(3):  # refine: the axis through the centres of the perpendicular sections
+        fit, centres = _measure_isthmus(ct, body, pts, axis, sign, bone_hu=bone_hu, edge_hu=edge_hu, side=side)
+        if fit is None or len(centres) < 3:
+            break
+        new = _fit_axis(np.asarray(centres))
+        if np.degrees(np.arccos(min(1.0, abs(float(new @ axis))))) > 25.0:
+            break
+        axis, pts = new, np.asarray(centres)
+    return fit
 
 
 def _fit_axis(pts: np.ndarray) -> np.ndarray:
@@ -119,13 +148,14 @@ def sample_hu(ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray | None = None
     return ndimage.map_coordinates(arr.astype(np.float32, copy=False), idx, order=order, cval=cval)
 
 
-def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, side) -> PedicleFit | None:
+def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, edge_hu, side) -> PedicleFit | None:
     u, w = _plane_axes(axis, sign)
     c0 = pts.mean(axis=0)
     t = (pts - c0) @ axis
     s_grid = np.arange(-_HALF_MM, _HALF_MM + 1e-9, _STEP_MM)
     ss, tt = np.meshgrid(s_grid, s_grid, indexing="ij")  # (s along u, t along w)
     best = None
+    centres = []
     body_f = body.astype(np.float32)
     n_mid = len(s_grid) // 2
     for station in np.arange(t.min(), t.max() + 1e-9, 0.5):
@@ -146,16 +176,36 @@ def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, side) -> PedicleFit 
             continue
         ci, cj = np.argwhere(comp).mean(axis=0)
         ci, cj = int(round(ci)), int(round(cj))
-        width = _run_length(comp[:, cj], ci) * _STEP_MM
-        height = _run_length(comp[ci, :], cj) * _STEP_MM
+        if not comp[ci, cj]:  # curved section: use its pixel nearest to the centroid
+            pix = np.argwhere(comp)
+            ci, cj = pix[np.argmin(np.hypot(pix[:, 0] - ci, pix[:, 1] - cj))]
+        width = _edge_extent(comp[:, cj], hu[:, cj], ci, edge_hu) * _STEP_MM
+        height = _edge_extent(comp[ci, :], hu[ci, :], cj, edge_hu) * _STEP_MM
+        if width < 1.0 or height < 1.0:  # specks are not a pedicle
+            continue
+        centre = p + s_grid[ci] * u + s_grid[cj] * w
+        centres.append(centre)
         if best is None or width < best[0]:
-            centre = p + s_grid[ci] * u + s_grid[cj] * w
             best = (width, height, centre)
     if best is None:
-        return None
+        return None, centres
     _ = n_mid
     return PedicleFit(side=side, width_mm=float(best[0]), height_mm=float(best[1]), center_lps_mm=best[2],
-                      axis_lps=axis, lateral_lps=u, cranial_lps=w)
+                      axis_lps=axis, lateral_lps=u, cranial_lps=w), centres
+
+
+def _edge_extent(line: np.ndarray, hu: np.ndarray, i: int, edge_hu: float) -> int:
+    """Samples between the outermost cortex samples (> edge_hu) of the run of ``line`` through ``i``."""
+    n = _run_length(line, i)
+    if n == 0:
+        return 0
+    a = i
+    while a > 0 and line[a - 1]:
+        a -= 1
+    run = hu[a:a + n]
+    edge = min(edge_hu, 0.5 * (float(run.max()) + _SOFT_TISSUE_HU))  # half-max edge when the cortex is blurred
+    strong = np.nonzero(run > edge)[0]
+    return int(strong[-1] - strong[0] + 1) if len(strong) >= 2 else n
 
 
 def _run_length(line: np.ndarray, i: int) -> int:

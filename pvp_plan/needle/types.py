@@ -18,6 +18,9 @@ class PedicleMeasurement:
     width_mm: float | None  # mediolateral
     height_mm: float | None  # cranio-caudal
     isthmus_center_lps_mm: tuple[float, float, float] | None
+    axis_lps: tuple[float, float, float] | None = None  # unit, pointing anteriorly into the body
+    axis_mediolateral_angle_deg: float | None = None  # same conventions as NeedlePath's angles
+    axis_craniocaudal_angle_deg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class NeedlePath:
     min_distance_to_inferior_wall_mm: float | None
     safe: bool
     notices: tuple[Notice, ...] = field(default_factory=tuple)
+    unipedicular_reaches_midline: bool | None = None  # this path alone reaches the anterior-third midline
+    target_offset_from_midline_mm: float | None = None
+    skin_entry_slice_index: int | None = None  # axial slice (z index) of the skin entry on the internal grid
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -30,11 +30,22 @@ def not_plannable_reason(body: BodyInfo, *, voxel_volume_ml: float | None = None
     return None
 
 
-def session_notices(levels: list[str]) -> tuple[Notice, ...]:
-    """Notices for the set of levels planned in one session (more than 3 -> caution)."""
+def session_notices(levels: list[str], *, selected_by_user: bool = True) -> tuple[Notice, ...]:
+    """Notices for the set of levels planned in one session (more than 3 selected -> caution).
+
+    When the user selected no levels, every level found is described for information only: the
+    caution about treating more than 3 levels is then replaced by an informational notice.
+    """
     limit = int(MAX_LEVELS_PER_SESSION.value)
     if len(levels) <= limit:
         return ()
+    if not selected_by_user:
+        return (Notice(
+            code="levels_not_selected",
+            message=(f"No levels were selected: all {len(levels)} plannable levels found are described for "
+                     f"information. Choose the levels to treat (--levels); up to {limit} levels per session is the "
+                     "usual limit in lytic disease."),
+            source=MAX_LEVELS_PER_SESSION.source, severity=Severity.INFO),)
     return (Notice(
         code="more_than_3_levels",
         message=(f"{len(levels)} levels planned ({', '.join(levels)}): up to {limit} levels per session is the "

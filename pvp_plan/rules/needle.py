@@ -35,3 +35,5 @@ PEDICLE_WIDTH_THORACIC_MM = Rule(name="thoracic pedicle isthmus width", unit="mm
                                  note="T4-T12 typical range; T1-T2 wider")
 PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", low=7.0, high=18.0,
                                source="Zindrick et al., Spine 1987; Panjabi et al., Spine 1992")
+CORTEX_EDGE_HU = Rule(name="outer cortex edge for isthmus widths", unit="HU", value=400.0,
+                      source="pvp-plan default", note="about half-way from soft tissue to pedicle cortex (FWHM edge)")

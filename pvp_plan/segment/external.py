@@ -124,7 +124,7 @@ def load_external_segmentation(
         warnings: list[str] = []
         if not bodies_only:
             labels = split_vertebral_bodies(labels, spacing_mm=ct.spacing_mm, warnings=warnings)
-        return _to_segmentation(labels, ct, f"DICOM SEG ({path.name})", warnings)
+        return _to_segmentation(labels, ct, "DICOM SEG", warnings, path)
     raw = label_map_on_ct_grid(path, ct)
     convention = convention or detect_convention(raw, spacing_mm=ct.spacing_mm, name=path.name)
     if convention == "dicom-seg":
@@ -146,7 +146,7 @@ def load_external_segmentation(
                                                name=path.name, warnings=warnings)
         what = "TotalSegmentator vertebrae_body"
     logger.info("external label map %s read as %s", path.name, convention)
-    return _to_segmentation(labels, ct, f"{what} ({path.name})", warnings)
+    return _to_segmentation(labels, ct, what, warnings, path)
 
 
 def detect_convention(labels: np.ndarray, *, spacing_mm: tuple[float, float, float], name: str = "label map") -> str:
@@ -445,9 +445,10 @@ def _separate_bodies(bodies: np.ndarray, *, voxel_volume_ml: float, min_body_ml:
     return np.where(bodies, core[iz, iy, ix], 0), len(big)
 
 
-def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list[str]) -> Segmentation:
+def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list[str], path: Path) -> Segmentation:
+    """The Segmentation of an external map; its ``method`` names the convention, not the file (no identifiers)."""
     if not labels.any():
-        raise LabelMapError(f"{what}: no vertebral body left after reading the label map")
+        raise LabelMapError(f"{path}: {what}: no vertebral body left after reading the label map")
     return Segmentation.from_label_map(labels, ct, method=f"external: {what}", warnings=tuple(warnings))
 
 

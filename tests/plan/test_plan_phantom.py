@@ -75,9 +75,19 @@ def test_wedge_grade_matches_the_planted_loss(phantom_plan):
     assert c.anterior_margin_mm == pytest.approx(ph.truth["levels"]["L1"]["heights_mm"]["anterior"], abs=2.5)
 
 
-def test_more_than_three_levels_raises_the_session_caution(phantom_plan):
+def test_all_levels_without_a_selection_are_informational_not_a_session_caution(phantom_plan):
     _, _, plan = phantom_plan
+    codes = {n.code for n in plan.notices}
+    assert "levels_not_selected" in codes and "more_than_3_levels" not in codes
+
+
+def test_selecting_more_than_three_levels_raises_the_session_caution(phantom_plan):
+    ph, seg, _ = phantom_plan
+    plan = plan_case(ph.ct, segmentation=seg,
+                     options=PlanOptions(levels=("T12", "L1", "L2", "L4"), plan_needles=False))
     assert "more_than_3_levels" in {n.code for n in plan.notices}
+    three = plan_case(ph.ct, segmentation=seg, options=PlanOptions(levels=("L1", "L2", "L4"), plan_needles=False))
+    assert not {"more_than_3_levels", "levels_not_selected"} & {n.code for n in three.notices}
 
 
 def test_lytic_lesion_through_the_cortex_is_reported_as_cortical_destruction(phantom_plan):

@@ -1,0 +1,79 @@
+"""Parameters of the spine-column segmenter, in physical units, with the reason for each default.
+
+All HU values refer to the lightly smoothed working grid (see :mod:`pvp_plan.segment.working_grid`).
+Defaults are anatomical or physical choices of pvp-plan, not tuned to one scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ColumnOptions:
+    """Options of :func:`pvp_plan.segment.segment_vertebral_bodies`.
+
+    Attributes
+    ----------
+    work_spacing_mm : float
+        Target voxel size (mm) of the working grid; finer inputs are block-averaged to it.
+    smooth_mm : float
+        Gaussian sigma (mm) applied on the working grid against noise.
+    bone_hu : float
+        Bone for canal detection (cortex and dense trabecular bone).
+    csf_max_hu : float
+        Upper HU of the spinal canal content (CSF, cord, epidural fat).
+    wall_hu : float
+        The posterior body wall is the first voxel above this anterior to the canal.
+    canal_bone_anterior_mm, canal_bone_lateral_mm : float
+        The canal has bone (the body) within this distance in front and (pedicles, laminae) on both sides.
+    body_half_width_mm, body_depth_mm : float
+        Search region of a body around the canal's midline and in front of its posterior wall.
+    soft_tissue_hu : float
+        Reference soft-tissue HU used for partial-volume mid-points.
+    endplate_min_hu : float
+        Lower bound of the endplate threshold (endplates are denser than trabecular bone).
+    disc_pair_max_mm : float
+        Two endplate peaks at most this far apart enclose a disc (disc + endplates, adults).
+    body_pitch_mm : tuple of float
+        Plausible distance between consecutive discs (thoracic ~20 mm to lumbosacral ~45 mm).
+    disc_band_mm : float
+        Half-thickness of the band around a disc plane where low-HU voxels are removed as disc.
+    opening_mm : float
+        Ball radius (mm) of the opening that detaches pedicle roots, osteophyte bridges and vessels.
+    vessel_hu : tuple of float
+        HU range of contrast-enhanced blood (aorta, vena cava).
+    vessel_min_length_mm : float
+        A homogeneous enhanced blob at least this tall is a vessel; a body is shorter than ~40 mm.
+    sacrum_width_mm : float
+        Bone connected to a body section and wider than this is the sacrum with its alae
+        (L5 transverse processes span ~70-90 mm; sacral alae ~100-120 mm).
+    min_coverage_mm : float
+        Cranio-caudal coverage below which a CT cannot hold a whole vertebral body.
+    """
+
+    work_spacing_mm: float = 1.5
+    smooth_mm: float = 0.7
+    bone_hu: float = 150.0
+    csf_max_hu: float = 70.0
+    wall_hu: float = 100.0
+    canal_bone_anterior_mm: float = 14.0
+    canal_bone_lateral_mm: float = 16.0
+    body_half_width_mm: float = 32.0
+    body_depth_mm: float = 55.0
+    soft_tissue_hu: float = 40.0
+    endplate_min_hu: float = 180.0
+    disc_pair_max_mm: float = 12.0
+    body_pitch_mm: tuple[float, float] = (17.0, 45.0)
+    disc_band_mm: float = 6.0
+    opening_mm: float = 2.0
+    vessel_hu: tuple[float, float] = (140.0, 600.0)
+    vessel_min_length_mm: float = 45.0
+    sacrum_width_mm: float = 90.0
+    min_coverage_mm: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.work_spacing_mm <= 0 or self.smooth_mm < 0:
+            raise ValueError("work_spacing_mm must be positive and smooth_mm non-negative")
+        if not self.body_pitch_mm[0] < self.body_pitch_mm[1]:
+            raise ValueError("body_pitch_mm must be (shortest, longest)")

@@ -1,0 +1,166 @@
+"""``segment_vertebral_bodies``: find, segment and name every vertebral body in view (classical, CPU).
+
+Pipeline (each step in its own module):
+
+1. :mod:`~pvp_plan.segment.working_grid` — block-average to ~1.5 mm and smooth lightly.
+2. :mod:`~pvp_plan.segment.canal` — follow the spinal canal and the bodies' posterior wall.
+3. :mod:`~pvp_plan.segment.discs` — discs from endplate pairs and narrow HU valleys along the canal,
+   chained with a vertebral-pitch prior, refitted as oblique planes.
+4. :mod:`~pvp_plan.segment.body_mask` — body bone and marrow in front of the canal, vessels split off
+   along the cortex, holes (lytic lesions, gas) filled, one segment per disc interval, halo peeled.
+5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 names the levels; else a low-confidence guess.
+6. The boundary is redrawn at full CT resolution and the labels written in VerSe numbering.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from pvp_plan import __version__
+from pvp_plan.errors import SegmentationError
+from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.levels import Level
+from pvp_plan.segment import body_mask, naming
+from pvp_plan.segment.canal import core_region, track_canal
+from pvp_plan.segment.column_options import ColumnOptions
+from pvp_plan.segment.discs import disc_planes, find_disc_slices
+from pvp_plan.segment.types import Segmentation
+from pvp_plan.segment.working_grid import make_working_grid, to_full_grid
+
+logger = logging.getLogger(__name__)
+
+METHOD = f"pvp-plan spine-column {__version__}"
+#: Segmentation confidence of a body bounded by a detected disc on both sides, and of one that is not.
+CONFIDENCE_BOUNDED = 0.9
+CONFIDENCE_OPEN_END = 0.6
+
+
+def _check_coverage(ct: CTVolume, options: ColumnOptions) -> None:
+    coverage = ct.shape[0] * ct.spacing_mm[0]
+    if ct.shape[0] < 4 or coverage < options.min_coverage_mm:
+        raise SegmentationError(
+            f"{ct.series.series_description or 'this CT'} covers only {coverage:.0f} mm cranio-caudally "
+            f"({ct.shape[0]} slices); a vertebral body needs at least {options.min_coverage_mm:.0f} mm: load the "
+            "full series, not a slab")
+
+
+def _thresholds(hu: np.ndarray, core: np.ndarray, disc_slices, trabecular_hu: float, endplate_hu: float,
+                options: ColumnOptions) -> tuple[float, float]:
+    """Body threshold (mid-way trabecular bone / soft tissue) and disc ceiling (mid-way disc / bone)."""
+    t_body = float(np.clip((trabecular_hu + options.soft_tissue_hu) / 2.0, 60.0, 120.0))
+    disc_vals = np.concatenate([hu[z][core[z]] for z in disc_slices])
+    disc_hu = float(np.median(disc_vals)) if disc_vals.size else 80.0
+    return t_body, max((disc_hu + trabecular_hu) / 2.0, (disc_hu + endplate_hu) / 2.0)
+
+
+def segment_vertebral_bodies(
+    ct: CTVolume,
+    *,
+    anchor: str | None = None,
+    progress: Callable[[str, float], None] | None = None,
+    options: ColumnOptions | None = None,
+) -> Segmentation:
+    """Find, segment and name every vertebral body in view.
+
+    Parameters
+    ----------
+    ct : CTVolume
+        The CT (HU, LPS-aligned grid, any voxel size from ~0.5 to 3 mm).
+    anchor : str, optional
+        User naming override (``"L3"``, ``"L3:2"``, ``"L3:z=123.4"``; see :func:`naming.parse_anchor`).
+    progress : callable, optional
+        Called as ``progress(step, fraction)``.
+    options : ColumnOptions, optional
+        Parameters in physical units.
+
+    Returns
+    -------
+    Segmentation
+        VerSe-numbered body labels on ``ct``'s grid; per body the level confidence, the segmentation
+        confidence and whether it is cut by the field of view; warnings citing their source.
+
+    Raises
+    ------
+    SegmentationError
+        No spine in view (soft tissue only, head CT), a slab too thin for a body, or no disc found.
+    """
+    opts = options or ColumnOptions()
+    report = progress or (lambda step, fraction: None)
+    _check_coverage(ct, opts)
+    report("working grid", 0.05)
+    grid = make_working_grid(ct.hu, ct.spacing_mm, target_mm=opts.work_spacing_mm, smooth_mm=opts.smooth_mm)
+    hu, sp = grid.hu, grid.spacing_mm
+    report("spinal canal", 0.15)
+    track = track_canal(hu, sp, opts)
+    core = core_region(hu.shape, sp, track)
+    report("intervertebral discs", 0.35)
+    disc_slices, profile = find_disc_slices(hu, sp, core, track, opts)
+    if not disc_slices:
+        raise SegmentationError("no intervertebral disc found along the spinal canal: cannot separate levels "
+                                "(is a whole vertebra in view?)")
+    t_body, disc_max_hu = _thresholds(hu, core, disc_slices, profile.trabecular_hu, profile.endplate_hu, opts)
+    planes = disc_planes(disc_slices, hu, sp, track, disc_max_hu)
+    report("vertebral bodies", 0.5)
+    mask = body_mask.column_mask(hu, sp, track, core, t_body, opts)
+    seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts))
+    if not (seg >= 0).any():
+        raise SegmentationError("no vertebral body found in front of the spinal canal")
+    t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
+    seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge))
+    report("level names", 0.7)
+    sacral = naming.sacral_segments(hu, sp, seg, opts.sacrum_width_mm)
+    bodies = [int(k) for k in np.unique(seg) if k >= 0 and k not in sacral]
+    if not bodies:
+        raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
+    open_ended = _open_ended(seg, bodies, n_planes=len(planes), z_range=track.z_range)
+    report("full-resolution boundary", 0.8)
+    if grid.factors != (1, 1, 1):
+        full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
+                                           ct.spacing_mm, grid.factors, t_edge)
+    else:
+        full = seg
+    result = _named(full, ct, bodies, open_ended, sacral_found=bool(sacral))
+    if anchor:
+        result = naming.relabel(result, ct, anchor=anchor)
+    report("done", 1.0)
+    return result
+
+
+def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: tuple[int, int]) -> set[int]:
+    """Bodies without a detected disc on one side that reach the end of the followed canal: maybe cut.
+
+    Segment 0 lies below the lowest disc plane and segment ``n_planes`` above the highest one.
+    """
+    out = set()
+    for k in bodies:
+        if 0 < k < n_planes:
+            continue
+        zs = np.nonzero((seg == k).any(axis=(1, 2)))[0]
+        if zs.size and ((k == 0 and zs.min() <= z_range[0]) or (k == n_planes and zs.max() >= z_range[1] - 1)):
+            out.add(k)
+    return out
+
+
+def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int], *,
+           sacral_found: bool) -> Segmentation:
+    names = naming.names_upward(len(bodies), Level.L5)
+    labels = np.zeros(ct.shape, np.uint8)
+    for k, level in zip(bodies, names):
+        labels[full == k] = level.label
+    if sacral_found:
+        confidence, warnings = naming.CONFIDENCE_SACRUM, ()
+    else:
+        confidence = naming.CONFIDENCE_UNANCHORED
+        warnings = (f"{naming.NAMING_SOURCE}: no sacrum in view, so the level names are counted from an "
+                    "assumed L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",)
+    seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=confidence, warnings=warnings)
+    label_of = {k: level.label for k, level in zip(bodies, names)}
+    open_labels = {label_of[k] for k in open_ended}
+    bodies_out = tuple(replace(b, cut_by_fov=b.cut_by_fov or b.label in open_labels,
+                               segmentation_confidence=CONFIDENCE_OPEN_END if b.label in open_labels
+                               else CONFIDENCE_BOUNDED) for b in seg.bodies)
+    return replace(seg, bodies=bodies_out)

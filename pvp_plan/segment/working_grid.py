@@ -1,0 +1,68 @@
+"""The coarse working grid the segmenter detects on, and the way back to the CT grid.
+
+Block averaging by integer factors keeps the working grid aligned with the CT grid (voxel
+``i`` of the working grid covers CT voxels ``i*f ... i*f + f - 1`` on each axis), so labels map
+back exactly by repetition. Arrays are (z, y, x); spacings (z, y, x) in mm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class WorkingGrid:
+    """A smoothed, block-averaged copy of the CT in HU (float32)."""
+
+    hu: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    factors: tuple[int, int, int]
+
+
+def block_factors(spacing_mm: tuple[float, float, float], target_mm: float) -> tuple[int, int, int]:
+    """Integer block sizes that bring each axis close to ``target_mm`` without making it finer."""
+    return tuple(max(1, int(round(target_mm / s))) if s < target_mm else 1 for s in spacing_mm)
+
+
+def block_mean(hu: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Mean of each block of ``factors`` voxels (the trailing partial block on each axis is dropped)."""
+    fz, fy, fx = factors
+    nz, ny, nx = (s // f for s, f in zip(hu.shape, factors))
+    a = hu[: nz * fz, : ny * fy, : nx * fx].astype(np.float32, copy=False)
+    if factors == (1, 1, 1):
+        return a.copy()
+    return a.reshape(nz, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def make_working_grid(hu: np.ndarray, spacing_mm: tuple[float, float, float], *, target_mm: float,
+                      smooth_mm: float) -> WorkingGrid:
+    """Block-average ``hu`` to about ``target_mm`` and smooth it with a Gaussian of ``smooth_mm``."""
+    factors = block_factors(spacing_mm, target_mm)
+    spacing = tuple(float(s * f) for s, f in zip(spacing_mm, factors))
+    work = block_mean(hu, factors)
+    if smooth_mm > 0:
+        work = ndimage.gaussian_filter(work, smooth_mm / np.asarray(spacing), output=np.float32)
+    return WorkingGrid(hu=work, spacing_mm=spacing, factors=factors)
+
+
+def to_full_grid(labels: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int],
+                 fill: int = 0) -> np.ndarray:
+    """Repeat working-grid labels back onto the CT grid of ``shape`` (padding the dropped tail with ``fill``)."""
+    up = labels
+    for axis, f in enumerate(factors):
+        if f > 1:
+            up = np.repeat(up, f, axis=axis)
+    out = np.full(shape, fill, dtype=labels.dtype)
+    region = tuple(slice(0, min(a, b)) for a, b in zip(up.shape, shape))
+    out[region] = up[region]
+    return out
+
+
+def ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """A boolean ball of ``radius_mm`` on an anisotropic grid (at least one voxel in each direction)."""
+    r = [max(1, int(round(radius_mm / s))) for s in spacing_mm]
+    zz, yy, xx = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    return (zz * spacing_mm[0]) ** 2 + (yy * spacing_mm[1]) ** 2 + (xx * spacing_mm[2]) ** 2 <= radius_mm ** 2 + 1e-6
