@@ -96,7 +96,7 @@ def _find_pedicle(ct, body, frame, side, *, bone_hu, edge_hu, pick) -> PedicleFi
         lateral = np.abs(x_lo + coms[:, 1] - xm) * sx
         if pick == "largest":
             lateral = -sizes.astype(float)
-        lateral[sizes * sz * sx < 4.0] = np.inf  # ignore specks; the pedicle is the bone next to the canal
+        lateral[sizes * sz * sx < 6.0] = np.inf  # ignore specks; the pedicle is the bone next to the canal
         if not np.isfinite(lateral).any():
             continue
         k = int(np.argmin(lateral)) + 1
@@ -157,7 +157,6 @@ def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, edge_hu, side) -> Pe
     best = None
     centres = []
     body_f = body.astype(np.float32)
-    n_mid = len(s_grid) // 2
     for station in np.arange(t.min(), t.max() + 1e-9, 0.5):
         p = c0 + station * axis
         plane = p + ss[..., None] * u + tt[..., None] * w
@@ -181,7 +180,7 @@ def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, edge_hu, side) -> Pe
             ci, cj = pix[np.argmin(np.hypot(pix[:, 0] - ci, pix[:, 1] - cj))]
         width = _edge_extent(comp[:, cj], hu[:, cj], ci, edge_hu) * _STEP_MM
         height = _edge_extent(comp[ci, :], hu[ci, :], cj, edge_hu) * _STEP_MM
-        if width < 1.0 or height < 1.0:  # specks are not a pedicle
+        if width < 2.0 or height < 2.0:  # specks are not a pedicle
             continue
         centre = p + s_grid[ci] * u + s_grid[cj] * w
         centres.append(centre)
@@ -189,7 +188,6 @@ def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, edge_hu, side) -> Pe
             best = (width, height, centre)
     if best is None:
         return None, centres
-    _ = n_mid
     return PedicleFit(side=side, width_mm=float(best[0]), height_mm=float(best[1]), center_lps_mm=best[2],
                       axis_lps=axis, lateral_lps=u, cranial_lps=w), centres
 

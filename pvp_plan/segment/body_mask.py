@@ -138,3 +138,4 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
         region = out[box]
         region[new & (region < 0)] = k
     return out
+

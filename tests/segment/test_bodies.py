@@ -1,20 +1,40 @@
-"""Tests of pvp_plan.segment (issue 3). Accuracy targets are xfail until the method meets them."""
+"""Tests of pvp_plan.segment (issue 3) on the ground-truth phantom and the shared real CT.
+
+Floors asserted here are what the spine-column method achieves today (regressions fail); the
+issue's own targets that it does not meet yet are ``xfail(strict=True)``, so meeting one turns
+the suite red until the marker is removed.
+"""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from pvp_plan.errors import SegmentationError
-from pvp_plan.io import ct_from_array
-from pvp_plan.levels import Level
+from pvp_plan.io import ct_from_array, load_ct
+from pvp_plan.io.load import volume_from_image
+from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
 from pvp_plan.segment import Segmentation, parse_anchor, relabel, segment_vertebral_bodies
 from tests.conftest import shared_path
 
 
-def test_soft_tissue_only_raises():
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
+
+
+def reference_map(*parts: str) -> np.ndarray:
+    path = str(shared_path(*parts))
+    return volume_from_image(sitk.ReadImage(path), source_path=path, source_format="nifti").hu
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_soft_tissue_only_raises_no_canal():
     ct = ct_from_array(np.full((60, 80, 80), 40, np.int16), spacing_mm=(2.0, 2.0, 2.0))
-    with pytest.raises(SegmentationError, match="no vertebral"):
+    with pytest.raises(SegmentationError, match="spinal canal"):
         segment_vertebral_bodies(ct)
 
 
@@ -27,11 +47,19 @@ def test_head_like_bone_ring_raises():
         segment_vertebral_bodies(ct_from_array(hu, spacing_mm=(2.0, 2.0, 2.0)))
 
 
-def test_thin_slab_raises():
+def test_thin_slab_raises_with_the_fix():
     ct = ct_from_array(np.full((3, 100, 100), 40, np.int16), spacing_mm=(1.0, 1.0, 1.0))
-    with pytest.raises(SegmentationError, match="slab"):
+    with pytest.raises(SegmentationError, match="full series"):
         segment_vertebral_bodies(ct)
 
+
+def test_real_head_ct_raises(shared_data):
+    ct = load_ct(shared_path("dicom_edge_cases", "philips_head_mixed_series_one_folder"))
+    with pytest.raises(SegmentationError):
+        segment_vertebral_bodies(ct)
+
+
+# ---------------------------------------------------------------- naming override
 
 @pytest.mark.parametrize("text,expected", [
     ("L3", (Level.L3, "index", 1.0)), ("l3:2", (Level.L3, "index", 2.0)),
@@ -60,6 +88,7 @@ def test_relabel_by_index_renumbers_all():
     new = relabel(seg, ct, anchor="L3:2")  # 2nd from the bottom is L3
     assert [b.level.value for b in new.bodies] == ["L2", "L3", "L4"]
     assert any("anchor" in w for w in new.warnings)
+    assert all(b.level_confidence == 1.0 for b in new.bodies)
 
 
 def test_relabel_by_z():
@@ -68,25 +97,134 @@ def test_relabel_by_z():
     assert [b.level.value for b in new.bodies] == ["T12", "L1", "L2"]
 
 
-def test_abdomen_runs_end_to_end():
-    from pvp_plan.io import load_ct
+# ---------------------------------------------------------------- phantom (ground truth)
 
+PHANTOM_CASES = [(0, (2.0, 0.8, 0.8)), (1, (3.0, 1.0, 1.0))]
+
+
+@pytest.fixture(scope="module", params=PHANTOM_CASES, ids=lambda p: f"seed{p[0]}-{p[1][0]}mm")
+def phantom_segmented(request):
+    from pvp_plan.sample_data import generate_phantom
+
+    seed, spacing = request.param
+    ph = generate_phantom(seed=seed, spacing_mm=spacing)
+    return ph, segment_vertebral_bodies(ph.ct)
+
+
+def test_phantom_every_level_found_and_named_from_the_sacrum(phantom_segmented):
+    ph, seg = phantom_segmented
+    assert [b.level.value for b in seg.bodies] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    assert all(b.level_confidence >= 0.8 for b in seg.bodies)
+    assert not seg.warnings
+
+
+def test_phantom_bodies_overlap_the_truth(phantom_segmented):
+    ph, seg = phantom_segmented
+    scores = {b.level.value: dice(seg.labels == b.label, ph.body_labels == b.label) for b in seg.bodies}
+    assert min(scores.values()) >= 0.75, scores
+    assert min(scores[lv] for lv in ("L1", "L3", "L4", "L5")) >= 0.86, scores
+
+
+def test_phantom_no_aorta_voxel_is_labelled(phantom_segmented):
+    ph, seg = phantom_segmented
+    assert not (seg.labels > 0)[ph.masks["aorta"] > 0].any()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 requirement not met yet: a lytic lesion that breaks the cortex "
+                                       "is open to the outside, so hole filling leaves it out of the body")
+def test_phantom_lytic_cavity_is_inside_the_body(phantom_segmented):
+    ph, seg = phantom_segmented
+    truth_l3 = ph.body_labels == Level.L3.label
+    lytic = truth_l3 & (ph.ct.hu < 80)  # the planted soft-tissue lesion inside L3
+    assert lytic.sum() > 50
+    assert (seg.labels[lytic] == Level.L3.label).mean() >= 0.8
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: per-body Dice >= 0.95 on the phantom")
+def test_phantom_target_dice(phantom_segmented):
+    ph, seg = phantom_segmented
+    assert all(dice(seg.labels == b.label, ph.body_labels == b.label) >= 0.95 for b in seg.bodies)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: volume error <= 3% on the phantom "
+                                       "(today +3 to +45%, worst on small thoracic bodies)")
+def test_phantom_target_volume(phantom_segmented):
+    ph, seg = phantom_segmented
+    for b in seg.bodies:
+        truth = ph.truth["levels"][b.level.value]["volume_ml"]
+        assert abs(b.voxel_count * ph.ct.voxel_volume_ml / truth - 1) <= 0.03
+
+
+# ---------------------------------------------------------------- real abdominal CT vs TotalSegmentator
+
+@pytest.fixture(scope="module")
+def abdomen():
     ct = load_ct(shared_path("abdomen_3mm", "ct.nii.gz"))
+    return ct, segment_vertebral_bodies(ct)
+
+
+def test_abdomen_levels_named_as_totalsegmentator(abdomen):
+    _, seg = abdomen
+    ref = reference_map("abdomen_3mm", "reference", "totalseg_vertebral_bodies_per_level.nii.gz")
+    assert [b.level.value for b in seg.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
+    for b in seg.bodies:  # the same label sits on the same body
+        assert dice(seg.labels == b.label, ref == b.label) >= 0.65, b.level
+
+
+def test_abdomen_t12_is_cut_by_the_field_of_view(abdomen):
+    _, seg = abdomen
+    assert seg.body("T12").cut_by_fov and not seg.body("L1").cut_by_fov
+
+
+def test_abdomen_dice_l1_to_l4(abdomen):
+    _, seg = abdomen
+    ref = reference_map("abdomen_3mm", "reference", "totalseg_vertebral_bodies_per_level.nii.gz")
+    for level in ("L1", "L2", "L3", "L4"):
+        label = Level(level).label
+        assert dice(seg.labels == label, ref == label) >= 0.85, level
+
+
+def test_abdomen_bodies_lie_inside_the_whole_vertebra(abdomen):
+    _, seg = abdomen
+    whole = reference_map("abdomen_3mm", "reference", "totalseg_total_vertebrae.nii.gz")
+    for level in ("T12", "L1", "L2", "L3", "L4"):
+        body = seg.labels == Level(level).label
+        inside = (whole[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]).mean()
+        assert inside >= 0.90, (level, inside)
+
+
+def test_abdomen_volumes_l1_l2_l4_within_12_percent(abdomen):
+    ct, seg = abdomen
+    report = json.loads(shared_path("abdomen_3mm", "reference", "totalseg_spine_report.json").read_text())["results"]
+    for level in ("L1", "L2", "L4"):
+        ours = seg.body(level).voxel_count * ct.voxel_volume_ml
+        assert abs(ours / report[f"vertebrae_{level}_volume_ml"] - 1) <= 0.12, level
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 (lumbosacral tilt) Dice 0.69, "
+                                       "volume +38%; L3 volume +17%")
+def test_abdomen_target_l3_l5(abdomen):
+    ct, seg = abdomen
+    ref = reference_map("abdomen_3mm", "reference", "totalseg_vertebral_bodies_per_level.nii.gz")
+    report = json.loads(shared_path("abdomen_3mm", "reference", "totalseg_spine_report.json").read_text())["results"]
+    assert dice(seg.labels == 24, ref == 24) >= 0.85
+    for level in ("L3", "L5"):
+        ours = seg.body(level).voxel_count * ct.voxel_volume_ml
+        assert abs(ours / report[f"vertebrae_{level}_volume_ml"] - 1) <= 0.12
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: on the contrast chest CT the column is "
+                                       "found but T12 is not named (no sacrum; rib naming not implemented)")
+def test_thorax_t12_found_inside_reference():
+    ct = load_ct(shared_path("thorax_1p5mm", "ct.nii.gz"))
     seg = segment_vertebral_bodies(ct)
-    assert seg.labels.shape == ct.shape and seg.bodies
+    t12 = reference_map("thorax_1p5mm", "reference", "totalseg_vertebra_T12.nii.gz") > 0
+    body = seg.mask("T12")
+    assert (t12[body]).mean() >= 0.9 and seg.body("T12").level_confidence >= 0.5
 
 
-@pytest.mark.xfail(reason="first version: posterior elements not yet separated; targets not met", strict=False)
-def test_abdomen_levels_match_totalsegmentator():
-    import SimpleITK as sitk
-
-    from pvp_plan.io import load_ct
-    from pvp_plan.io.load import volume_from_image
-
-    ct = load_ct(shared_path("abdomen_3mm", "ct.nii.gz"))
-    p = shared_path("abdomen_3mm", "reference", "totalseg_vertebral_bodies_per_level.nii.gz")
-    ref = volume_from_image(sitk.ReadImage(str(p)), source_path=str(p), source_format="nifti").hu
+def test_thorax_without_sacrum_names_are_flagged_unverified():
+    ct = load_ct(shared_path("thorax_1p5mm", "ct.nii.gz"))
     seg = segment_vertebral_bodies(ct)
-    for lab in (20, 21, 22, 23, 24):
-        m, g = seg.labels == lab, ref == lab
-        assert 2 * (m & g).sum() / (m.sum() + g.sum()) >= 0.85
+    assert seg.bodies and all(b.level_confidence < 0.5 for b in seg.bodies)
+    assert any("anchor" in w and w.startswith("pvp-plan level naming") for w in seg.warnings)
