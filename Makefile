@@ -27,7 +27,7 @@ demo: $(VENV)/.installed-run
 ## make test: set up (pip + apt packages for headless napari) and run the whole suite under Xvfb.
 test: $(VENV)/.installed-dev
 	bash scripts/install_system_packages.sh
-	QT_API=pyqt5 $(BIN)/python -m pytest
+	QT_API=pyqt5 $(BIN)/python -m pytest --nbmake --nbmake-timeout=300 tests notebooks
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check pvp_plan plugins tests benchmarks

@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 #: False while pvp_plan.segment.segment_vertebral_bodies is not in the build: the notebooks then import the
 #: sample's reference body map through load_external_segmentation instead.
-AUTOMATIC_SEGMENTATION = False
+AUTOMATIC_SEGMENTATION = True
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}

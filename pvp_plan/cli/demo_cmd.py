@@ -28,15 +28,7 @@ def register(app: typer.Typer) -> None:
         source = sample_dicom_dir()
         out = out or Path(tempfile.mkdtemp(prefix="pvp-plan-demo-"))
         console.print(f"sample data: synthetic spine phantom (DICOM) at {source}", highlight=False)
-        segmentation_path = None
-        try:
-            from pvp_plan.segment import segment_vertebral_bodies  # noqa: F401
-        except ImportError:
-            segmentation_path = source.parent / "vertebral_bodies_truth.nii.gz"
-            console.print("[yellow]automatic segmentation is not available in this build: using the sample's "
-                          "ground-truth body map[/yellow]", highlight=False)
-        case = run_with_progress(run_case, source, options=PlanOptions(plan_needles=not no_needles),
-                                 segmentation_path=segmentation_path)
+        case = run_with_progress(run_case, source, options=PlanOptions(plan_needles=not no_needles))
         paths = write_case_outputs(case, out)
         print_plan_table(case)
         console.print(f"report: {paths.get('html', paths['json'])}", highlight=False)

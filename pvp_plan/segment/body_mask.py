@@ -91,8 +91,12 @@ def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.
     return out
 
 
-def tidy_segments(seg: np.ndarray) -> np.ndarray:
-    """Each segment: its largest connected piece, holes filled in 3-D and slice by slice."""
+def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """Each segment: the connected piece lying in front of the canal, holes filled in 3-D and slice by slice.
+
+    The piece kept is the one overlapping the body core (midline, just in front of the posterior wall)
+    most, not the largest: a vessel or rib attached to the level's slab can be larger than the body.
+    """
     out = np.full(seg.shape, -1, np.int16)
     for k in np.unique(seg):
         if k < 0:
@@ -100,7 +104,10 @@ def tidy_segments(seg: np.ndarray) -> np.ndarray:
         m = seg == k
         lab, n = ndimage.label(m)
         if n > 1:
-            m = lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
+            in_core = np.bincount(lab[core], minlength=n + 1)[1:]
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+            best = int(np.argmax(in_core)) if in_core.max() > 0 else int(np.argmax(sizes))
+            m = lab == best + 1
         m = fill_holes_per_slice(ndimage.binary_fill_holes(m))
         out[m & (out < 0)] = k
     return out
@@ -138,4 +145,5 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
         region = out[box]
         region[new & (region < 0)] = k
     return out
+
 

@@ -106,11 +106,11 @@ def segment_vertebral_bodies(
     planes = disc_planes(disc_slices, hu, sp, track, disc_max_hu)
     report("vertebral bodies", 0.5)
     mask = body_mask.column_mask(hu, sp, track, core, t_body, opts)
-    seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts))
+    seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
     t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
-    seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge))
+    seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge), core)
     report("level names", 0.7)
     sacral = naming.sacral_segments(hu, sp, seg, opts.sacrum_width_mm)
     bodies = [int(k) for k in np.unique(seg) if k >= 0 and k not in sacral]

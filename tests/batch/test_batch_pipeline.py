@@ -19,7 +19,6 @@ from tests.batch.helpers import (
     COUNTER_ENV,
     IDENTIFIERS,
     TRUTH_ENV,
-    automatic_segmentation_available,
     truncate,
     truth_key,
     write_ct_dicom,
@@ -30,11 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 SALT = "test-salt"
 PLAN_OPTIONS = {"plan_needles": False}  # measurements only: keeps the suite fast
 TIMING = {"seconds", "compute_seconds"}
-#: The full pipeline; until automatic segmentation is in the tree, the same pipeline given the phantoms'
-#: ground-truth label maps as external segmentations (loading, measuring, planning, writing all real).
-AUTO = automatic_segmentation_available()
-COMPUTE = DEFAULT_COMPUTE if AUTO else "tests.batch.helpers:plan_with_truth"
-COUNTING = "tests.batch.helpers:counting_plan" if AUTO else "tests.batch.helpers:counting_plan_with_truth"
+#: The real pipeline given the phantoms' ground-truth label maps as external segmentations (loading,
+#: measuring, planning, writing all real): these tests are about the batch layer; the automatic
+#: segmentation's accuracy is tested in tests/segment, and test_default_compute_segments_by_itself
+#: runs one study through the default compute.
+COMPUTE = "tests.batch.helpers:plan_with_truth"
+COUNTING = "tests.batch.helpers:counting_plan_with_truth"
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +216,22 @@ def _wait_for_first_ok(out: Path, proc: subprocess.Popen, *, timeout_s: float) -
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail("no study finished in time")
+
+
+def test_default_compute_segments_by_itself(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    """The default task (automatic segmentation) on one lumbosacral phantom: ok, levels named from the sacrum."""
+    from pvp_plan.sample_data.phantom import generate_phantom
+
+    ph = generate_phantom(seed=3, spacing_mm=(2.0, 1.0, 1.0))
+    src = tmp_path / "in"
+    src.mkdir()
+    sitk.WriteImage(ph.ct.to_sitk(), str(src / "phantom.nii.gz"))
+    out = tmp_path / "out"
+    run_batch(src, out, BatchOptions(workers=1, salt=SALT, plan_options=PLAN_OPTIONS, compute=DEFAULT_COMPUTE))
+    (study,) = _rows(out / "studies.csv")
+    assert study["status"] == "ok", study["message"]
+    levels = {r["level"]: r for r in _rows(out / "levels.csv")}
+    assert {"L1", "L2", "L3", "L4", "L5"} <= set(levels)
+    assert all(float(levels[lv]["body_volume_ml"]) > 10.0 for lv in ("L2", "L4", "L5"))
