@@ -185,8 +185,7 @@ def cohort_study() -> nbformat.NotebookNode:
              "true_volume_ml = {}\n"
              f"manifest = [\"{MANIFEST_HEADER}\"]\n"
              "for name, kwargs in CASES.items():\n"
-             "    phantom = generate_phantom(levels=(\"T12\", \"L1\", \"L2\", \"L3\"), spacing_mm=(2.5, 1.0, 1.0),\n"
-             "                               fov_mm=(160.0, 150.0), **kwargs)\n"
+             "    phantom = generate_phantom(spacing_mm=(3.0, 1.5, 1.5), **kwargs)  # T10-L5 with the sacrum\n"
              "    write_image_atomic(phantom.ct.to_sitk(), COHORT / f\"{name}.nii.gz\")\n"
              + TRUTH_MAP +
              f"    manifest.append(f\"{MANIFEST_ROW}\")\n"
