@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pvp_plan.batch.task import plan_study
 
-#: Environment variable naming a file that :func:`counting_plan` appends one line per computed study to.
+#: Environment variable naming a file that :func:`counting_plan_with_truth` appends one line per computed study to.
 COUNTER_ENV = "PVP_PLAN_TEST_BATCH_COUNTER"
 
 
@@ -29,15 +29,6 @@ def fake_compute(path: str, *, series, anchor, options, study_dir: Path, keep_id
                                            "series_description": target.name, "voxel_size_mm_zyx": [3.0, 1.5, 1.5],
                                            "shape_zyx": [1, 2, 3]},
             "files": ["plan.json"]}
-
-
-def counting_plan(path: str, **kwargs) -> dict:
-    """The real pipeline step, counting each call in the file named by ``$PVP_PLAN_TEST_BATCH_COUNTER``."""
-    counter = os.environ.get(COUNTER_ENV)
-    if counter:
-        with open(counter, "a") as fh:
-            fh.write(Path(kwargs["study_dir"]).name + "\n")
-    return plan_study(path, **kwargs)
 
 
 #: Identifying header values written into test series; none may appear in any batch output.
@@ -149,7 +140,6 @@ def hungry_compute(path: str, **kwargs) -> dict:
     return fake_compute(path, **kwargs)
 
 
-counting_plan.preload = plan_study.preload
 
 
 #: Environment variable naming a folder of ground-truth label maps, one per input (see :func:`truth_key`).
@@ -164,8 +154,8 @@ def truth_key(path: str | Path) -> str:
 def plan_with_truth(path: str, **kwargs) -> dict:
     """The real pipeline step, given the phantom's ground-truth label map as an external segmentation.
 
-    Used while automatic segmentation (``pvp_plan.segment.segment_vertebral_bodies``) is not in the tree;
-    everything else (loading, measuring, planning, writing) is the real pipeline.
+    The batch-layer tests use it so that their tables do not depend on the automatic segmentation's accuracy
+    (tested in tests/segment); everything else (loading, measuring, planning, writing) is the real pipeline.
     """
     truth = Path(os.environ.get(TRUTH_ENV, "")) / truth_key(path)
     if truth.is_file() and not kwargs.get("segmentation"):
@@ -174,20 +164,12 @@ def plan_with_truth(path: str, **kwargs) -> dict:
 
 
 def counting_plan_with_truth(path: str, **kwargs) -> dict:
-    """:func:`counting_plan` on top of :func:`plan_with_truth`."""
+    """:func:`plan_with_truth`, counting each call in the file named by ``$PVP_PLAN_TEST_BATCH_COUNTER``."""
     counter = os.environ.get(COUNTER_ENV)
     if counter:
         with open(counter, "a") as fh:
             fh.write(Path(kwargs["study_dir"]).name + "\n")
     return plan_with_truth(path, **kwargs)
-
-
-def automatic_segmentation_available() -> bool:
-    try:
-        from pvp_plan.segment import segment_vertebral_bodies  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 plan_with_truth.preload = counting_plan_with_truth.preload = plan_study.preload
