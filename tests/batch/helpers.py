@@ -6,6 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
 from pvp_plan.batch.task import plan_study
 
 #: Environment variable naming a file that :func:`counting_plan_with_truth` appends one line per computed study to.
@@ -41,27 +44,32 @@ IDENTIFIERS = {
 }
 
 
+def new_dataset(path: Path, sop_class: str, modality: str) -> FileDataset:
+    """An empty DICOM file dataset (explicit VR little endian) of ``sop_class`` with a fresh instance UID."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    return ds
+
+
 def write_dicom_series(folder: Path, *, modality: str = "MR", n_slices: int = 4, size: int = 16,
                        series_uid: str | None = None, image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "AXIAL"),
                        spacing_mm: float = 3.0) -> str:
     """A small uncompressed DICOM series (one file per slice) with identifying header values; returns its UID."""
     import numpy as np
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import CTImageStorage, MRImageStorage, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
     study_uid = generate_uid()
     sop_class = CTImageStorage if modality == "CT" else MRImageStorage
     for i in range(n_slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = sop_class
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"IM{i:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = sop_class
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.Modality = modality
+        ds = new_dataset(folder / f"IM{i:04d}.dcm", sop_class, modality)
         ds.SeriesInstanceUID = series_uid
         ds.StudyInstanceUID = study_uid
         ds.ImageType = list(image_type)
@@ -91,8 +99,7 @@ def truncate(path: Path, keep_bytes: int) -> None:
 def write_ct_dicom(folder: Path, ct, *, series_uid: str | None = None) -> str:
     """Write a CTVolume (LPS-aligned) as an uncompressed CT series with identifying headers; returns its UID."""
     import numpy as np
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import CTImageStorage, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     series_uid = series_uid or generate_uid()
@@ -101,14 +108,7 @@ def write_ct_dicom(folder: Path, ct, *, series_uid: str | None = None) -> str:
     sz, sy, sx = ct.spacing_mm
     ox, oy, oz = ct.origin_lps_mm
     for k in range(hu.shape[0]):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f"CT{k:04d}.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.Modality = "CT"
+        ds = new_dataset(folder / f"CT{k:04d}.dcm", CTImageStorage, "CT")
         ds.SeriesInstanceUID = series_uid
         ds.StudyInstanceUID = study_uid
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
