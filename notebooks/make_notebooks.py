@@ -13,9 +13,6 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
-#: False while pvp_plan.segment.segment_vertebral_bodies is not in the build: the notebooks then import the
-#: sample's reference body map through load_external_segmentation instead.
-AUTOMATIC_SEGMENTATION = True
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
           "language_info": {"name": "python"}}
@@ -39,18 +36,9 @@ def find_shared_data():
     return None'''
 
 
-if AUTOMATIC_SEGMENTATION:
-    SEGMENT_IMPORT = "from pvp_plan.segment import segment_vertebral_bodies\n"
-    SEGMENT_CELL = "segmentation = segment_vertebral_bodies(ct)"
-    MANIFEST_HEADER, MANIFEST_ROW, TRUTH_MAP = "study_id,path", "{name},{name}.nii.gz", ""
-else:
-    SEGMENT_IMPORT = "from pvp_plan.segment.external import load_external_segmentation\n"
-    SEGMENT_CELL = ("# automatic segmentation is not in this build yet: use the sample's reference body map\n"
-                    "segmentation = load_external_segmentation(sample_data.sample_truth_path().parent / "
-                    "\"vertebral_bodies_truth.nii.gz\", ct)")
-    MANIFEST_HEADER, MANIFEST_ROW = "study_id,path,segmentation", "{name},{name}.nii.gz,truth/{name}.nii.gz"
-    TRUTH_MAP = ("    # automatic segmentation is not in this build yet: each study gets its reference body map\n"
-                 "    write_image_atomic(phantom.ct.to_sitk(phantom.body_labels), COHORT / \"truth\" / f\"{name}.nii.gz\")\n")
+SEGMENT_IMPORT = "from pvp_plan.segment import segment_vertebral_bodies\n"
+SEGMENT_CELL = "segmentation = segment_vertebral_bodies(ct)"
+MANIFEST_HEADER, MANIFEST_ROW = "study_id,path", "{name},{name}.nii.gz"
 
 
 def quick_start() -> nbformat.NotebookNode:
@@ -187,7 +175,6 @@ def cohort_study() -> nbformat.NotebookNode:
              "for name, kwargs in CASES.items():\n"
              "    phantom = generate_phantom(spacing_mm=(3.0, 1.5, 1.5), **kwargs)  # T10-L5 with the sacrum\n"
              "    write_image_atomic(phantom.ct.to_sitk(), COHORT / f\"{name}.nii.gz\")\n"
-             + TRUTH_MAP +
              f"    manifest.append(f\"{MANIFEST_ROW}\")\n"
              "    true_volume_ml[name] = {lv: d[\"volume_ml\"] for lv, d in phantom.truth[\"levels\"].items()}\n"
              "(COHORT / \"manifest.csv\").write_text(\"\\n\".join(manifest) + \"\\n\")\n"
