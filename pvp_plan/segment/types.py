@@ -184,7 +184,7 @@ def describe_bodies(
         idx = np.argwhere(sub).mean(axis=0) + np.array([s.start for s in sl])
         centroids[lab] = ct.index_to_lps(idx)
         counts[lab] = int(sub.sum())
-        cut[lab] = touches_fov_edge(labels == lab) if _on_border(sl, labels.shape) else False
+        cut[lab] = _on_border(sl, labels.shape)  # the box is tight: it touches an edge iff a voxel does
     ordered = sorted(present, key=lambda lab: Level.from_label(lab).order)
     axes = _local_axes([centroids[lab] for lab in ordered])
     return tuple(
