@@ -153,20 +153,6 @@ class Segmentation:
         return replace(self, centerline_lps_mm=pts)
 
 
-def touches_fov_edge(mask: np.ndarray, *, valid: np.ndarray | None = None) -> bool:
-    """True when a mask reaches the first or last slice (z) or the in-plane border of the volume.
-
-    ``valid`` (optional, boolean like ``mask``) marks voxels inside the scanned field; a mask
-    voxel next to an invalid voxel also counts as cut (tilt-corrected or cropped data).
-    """
-    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any() or mask[:, :, 0].any() \
-            or mask[:, :, -1].any():
-        return True
-    if valid is not None:
-        return bool((ndimage.binary_dilation(mask) & ~valid).any())
-    return False
-
-
 def describe_bodies(
     labels: np.ndarray, ct: CTVolume, *, level_confidence: float = 1.0, segmentation_confidence: float = 1.0
 ) -> tuple[BodyInfo, ...]:
