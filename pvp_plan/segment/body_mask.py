@@ -20,9 +20,28 @@ from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
 from pvp_plan.segment.working_grid import ball
 
+#: 4-connectivity within an axial slice and none across slices: labels per slice in one 3-D call.
+_IN_SLICE = np.zeros((3, 3, 3), bool)
+_IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
+
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    return np.stack([ndimage.binary_fill_holes(s) for s in mask])
+    """``ndimage.binary_fill_holes`` of each axial slice: background not 4-connected to the slice's edge.
+
+    Same result as filling slice by slice, computed with one in-slice labelling of the background inside the
+    mask's bounding box (background outside the box, and on the box's faces, always reaches the edge).
+    """
+    out = np.array(mask, dtype=bool)
+    box = ndimage.find_objects(out.view(np.uint8))
+    if not box:
+        return out
+    lab, _ = ndimage.label(~out[box[0]], structure=_IN_SLICE)
+    hole = np.ones(lab.max() + 1, bool)
+    hole[0] = False
+    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        hole[face] = False
+    out[box[0]] |= hole[lab]
+    return out
 
 
 def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -32,26 +51,39 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
     """
     lo, hi = options.vessel_hu
     size = [max(3, int(round(3.0 / s)) | 1) for s in spacing_mm]
-    mean = ndimage.uniform_filter(hu, size)
-    sq = ndimage.uniform_filter(hu * hu, size)
+    opening = ball(options.vessel_opening_mm, spacing_mm)
+    out = np.zeros(hu.shape, bool)
+    enhanced = (hu > lo) & (hu < hi)
+    found = ndimage.find_objects(enhanced.view(np.uint8))
+    if not found:
+        return out
+    # the filters and the opening reach only a few voxels past the enhanced ones: work in their bounding box
+    reach = [max(a // 2, b // 2) for a, b in zip(size, opening.shape)]
+    box = tuple(slice(max(0, s.start - r), min(n, s.stop + r)) for s, r, n in zip(found[0], reach, hu.shape))
+    sub = hu[box]
+    mean = ndimage.uniform_filter(sub, size)
+    sq = ndimage.uniform_filter(sub * sub, size)
     std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
-    cand = (hu > lo) & (hu < hi) & (std < 35.0)
+    cand = enhanced[box] & (std < 35.0)
+    del mean, sq, std
     ring = hu > 300.0
     max_px = 2500.0 / (spacing_mm[1] * spacing_mm[2])  # larger enclosures are the thorax (ribs + sternum)
-    for z in range(hu.shape[0]):
-        holes = ndimage.binary_fill_holes(ring[z]) & ~ring[z]
-        if holes.any():
-            lab, _ = ndimage.label(holes)
-            small = np.bincount(lab.ravel()) <= max_px
-            small[0] = False
-            cand[z] &= ~small[lab]
-    cand = ndimage.binary_opening(cand, ball(5.0, spacing_mm))
+    # enclosures: in-slice background components of the ring (whole slices) not reaching the slice's edge
+    lab, _ = ndimage.label(~ring, structure=_IN_SLICE)
+    small = np.bincount(lab.ravel()) <= max_px
+    small[0] = False
+    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        small[face] = False
+    cand &= ~small[lab[box]]
+    del lab
+    cand = ndimage.binary_opening(cand, opening)
     lab, n = ndimage.label(cand)
     if n == 0:
-        return cand
+        return out
     tall = [i + 1 for i, o in enumerate(ndimage.find_objects(lab))
             if o is not None and (o[0].stop - o[0].start) * spacing_mm[0] >= options.vessel_min_length_mm]
-    return np.isin(lab, tall)
+    out[box] = np.isin(lab, tall)
+    return out
 
 
 def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray, t_body: float,
@@ -69,9 +101,45 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
         markers[core & mask & (markers == 0)] = 1
         mask &= watershed(hu, markers, mask=mask) == 1
     mask = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
+    mask = detach_pedicle_roots(mask, spacing_mm, options)
     lab, _ = ndimage.label(mask)
     keep = np.unique(lab[core & mask])
     return np.isin(lab, keep[keep > 0])
+
+
+def disk_in_plane(radius_mm: float, spacing_mm) -> np.ndarray:
+    """A flat (1, ny, nx) disk of ``radius_mm`` in the axial plane: per-slice morphology on a 3-D array."""
+    ry, rx = (max(1, int(round(radius_mm / s))) for s in spacing_mm[1:])
+    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    return ((yy * spacing_mm[1]) ** 2 + (xx * spacing_mm[2]) ** 2 <= radius_mm ** 2 + 1e-6)[None]
+
+
+def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
+    """Cut the pedicle roots and other narrow bony bridges off the body section, slice by slice.
+
+    An in-plane opening with a disk wider than a pedicle keeps the body's round section; the voxels
+    within ``options.root_regrow_mm`` of it are given back so the body's own cortex is not shaved.
+    """
+    if options.pedicle_root_mm <= 0:
+        return mask
+    core = ndimage.binary_opening(mask, disk_in_plane(options.pedicle_root_mm, spacing_mm))
+    return mask & ndimage.binary_dilation(core, disk_in_plane(options.root_regrow_mm, spacing_mm))
+
+
+def disc_bands_mm(planes: list[DiscPlane], options: ColumnOptions) -> list[float]:
+    """Half-thickness (mm) of the band around each disc plane where low-HU voxels count as disc.
+
+    ``options.disc_band_fraction`` of the distance to the nearest neighbouring disc (discs are ~4 mm
+    thick between ~20 mm thoracic bodies, ~10 mm between ~30 mm lumbar ones), 2 mm to
+    ``options.disc_band_mm``.
+    """
+    out = []
+    for i, plane in enumerate(planes):
+        gaps = [abs(float((planes[j].point_mm - plane.point_mm) @ plane.normal))
+                for j in (i - 1, i + 1) if 0 <= j < len(planes)]
+        band = options.disc_band_fraction * min(gaps) if gaps else options.disc_band_mm
+        out.append(float(np.clip(band, 2.0, options.disc_band_mm)))
+    return out
 
 
 def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.ndarray, disc_max_hu: float,
@@ -81,10 +149,10 @@ def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.
     pos = idx * np.asarray(spacing_mm)
     seg = np.zeros(len(idx), np.int16)
     near_disc = np.zeros(len(idx), bool)
-    for plane in planes:
+    for plane, band in zip(planes, disc_bands_mm(planes, options)):
         d = plane.signed_distance_mm(pos)
         seg += (d > 0).astype(np.int16)
-        near_disc |= np.abs(d) < options.disc_band_mm
+        near_disc |= np.abs(d) < band
     keep = ~(near_disc & (hu[tuple(idx.T)] < disc_max_hu))
     out = np.full(mask.shape, -1, np.int16)
     out[tuple(idx[keep].T)] = seg[keep]
@@ -128,17 +196,28 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
     ``labels`` is the coarse result repeated onto the CT grid (-1 = background); ``hu`` the CT's HU.
     """
     out = np.full(labels.shape, -1, np.int16)
-    struct = np.ones(tuple(2 * f + 1 for f in factors), bool)
-    objects = ndimage.find_objects(labels + 1)  # object i holds label i + 1, i.e. segment i
+    size = tuple(2 * f + 1 for f in factors)
+    # bounding box of all levels first (cheap projections), so the per-level boxes come from a small array
+    fg = labels >= 0
+    zs = np.flatnonzero(fg.any(axis=(1, 2)))
+    if not zs.size:
+        return out
+    ys = np.flatnonzero(fg[zs[0]:zs[-1] + 1].any(axis=(0, 2)))
+    xs = np.flatnonzero(fg[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
+    lo = (int(zs[0]), int(ys[0]), int(xs[0]))
+    used = labels[lo[0]:zs[-1] + 1, lo[1]:ys[-1] + 1, lo[2]:xs[-1] + 1]
+    objects = ndimage.find_objects(used + 1)  # object i holds label i + 1, i.e. segment i
     for k, box in enumerate(objects):
         if box is None:
             continue
-        box = tuple(slice(max(0, s.start - 2 * f), min(n, s.stop + 2 * f))
-                    for s, f, n in zip(box, factors, labels.shape))
+        box = tuple(slice(max(0, a + s.start - 2 * f), min(n, a + s.stop + 2 * f))
+                    for s, a, f, n in zip(box, lo, factors, labels.shape))
         mk = labels[box] == k
         smooth = ndimage.gaussian_filter(hu[box].astype(np.float32), 0.5 / np.asarray(spacing_mm))
-        new = fill_holes_per_slice((smooth > t_edge) & ndimage.binary_dilation(mk, struct))
-        new = fill_holes_per_slice(new | ndimage.binary_erosion(mk, struct))
+        # binary dilation / erosion by a box of ones (zero border), as separable 1-D max / min filters
+        grown = ndimage.maximum_filter(mk, size=size, mode="constant", cval=0)
+        new = fill_holes_per_slice((smooth > t_edge) & grown)
+        new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=size, mode="constant", cval=0))
         lab, n = ndimage.label(new)
         if n > 1:
             new = lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)

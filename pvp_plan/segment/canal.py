@@ -39,18 +39,28 @@ class CanalTrack:
     seen: np.ndarray
     z_range: tuple[int, int]
 
+    def cropped(self, box: tuple[slice, slice, slice]) -> CanalTrack:
+        """The same track in the frame of ``array[box]`` (a y/x crop over all slices, see :func:`column_box`)."""
+        if box[0] != slice(None):
+            raise ValueError(f"the canal track has one entry per slice: crop y and x only, not z (got {box[0]})")
+        y0, x0 = box[1].start or 0, box[2].start or 0
+        return CanalTrack(center_yx=self.center_yx - np.array([y0, x0]), wall_y=self.wall_y - y0, seen=self.seen,
+                          z_range=self.z_range)
+
 
 def _bone_within(bone: np.ndarray, axis: int, n: int, forward: bool) -> np.ndarray:
     """True where bone lies within ``n`` voxels along +axis (forward) or -axis, the voxel itself excluded."""
-    c = np.cumsum(bone, axis=axis, dtype=np.int32)
-    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
-    length = bone.shape[axis]
-    idx = np.arange(length)
+    # any() over the n voxels starting at i (forward) or ending at i (backward), then shifted by one voxel
+    window = ndimage.maximum_filter1d(bone, size=n, axis=axis, mode="constant", cval=0,
+                                      origin=-(n // 2) if forward else (n - 1) // 2)
+    out = np.zeros(bone.shape, bool)
+    near, far = [slice(None)] * bone.ndim, [slice(None)] * bone.ndim
+    near[axis], far[axis] = slice(0, -1), slice(1, None)
     if forward:
-        lo, hi = idx + 1, np.minimum(idx + 1 + n, length)
+        out[tuple(near)] = window[tuple(far)]
     else:
-        lo, hi = np.maximum(idx - n, 0), idx
-    return (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) > 0
+        out[tuple(far)] = window[tuple(near)]
+    return out
 
 
 def canal_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -65,19 +75,33 @@ def canal_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray
     return cand
 
 
+#: 4-connectivity within an axial slice and none across slices: per-slice regions in one 3-D labelling.
+_IN_SLICE = np.zeros((3, 3, 3), bool)
+_IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
+
+
 def _candidates(mask: np.ndarray, spacing_mm, min_area_mm2: float = 10.0) -> list[list[tuple[float, float, float]]]:
-    """Per slice: (y, x, area_mm2) of each connected candidate region."""
+    """Per slice: (y, x, area_mm2) of each connected candidate region (4-connected in the slice).
+
+    Regions are listed in raster order of their first voxel; centres are the voxel means (sums taken in
+    raster order, as ``ndimage.center_of_mass`` does slice by slice).
+    """
     px = spacing_mm[1] * spacing_mm[2]
-    out = []
-    for sl in mask:
-        lab, n = ndimage.label(sl)
-        found = []
-        if n:
-            idx = np.arange(1, n + 1)
-            areas = ndimage.sum(sl, lab, idx) * px
-            centres = ndimage.center_of_mass(sl, lab, idx)
-            found = [(cy, cx, a) for (cy, cx), a in zip(centres, areas) if a >= min_area_mm2]
-        out.append(found)
+    out: list[list[tuple[float, float, float]]] = [[] for _ in range(mask.shape[0])]
+    lab, n = ndimage.label(mask, structure=_IN_SLICE)
+    if not n:
+        return out
+    flat = np.flatnonzero(lab)
+    ids = lab.ravel()[flat]
+    zz, yy, xx = np.unravel_index(flat, lab.shape)
+    count = np.bincount(ids, minlength=n + 1)[1:].astype(float)
+    cy = np.bincount(ids, weights=yy.astype(float), minlength=n + 1)[1:] / count
+    cx = np.bincount(ids, weights=xx.astype(float), minlength=n + 1)[1:] / count
+    z_of = np.zeros(n, np.intp)
+    z_of[ids - 1] = zz
+    area = count * px
+    for i in np.nonzero(area >= min_area_mm2)[0]:
+        out[z_of[i]].append((cy[i], cx[i], area[i]))
     return out
 
 
@@ -184,6 +208,23 @@ def column_region(shape, spacing_mm, track: CanalTrack, *, half_width_mm: float,
     w = track.wall_y[:, None, None] * spacing_mm[1]
     xc = track.center_yx[:, 1][:, None, None] * spacing_mm[2]
     return (yy <= w + behind_mm) & (yy >= w - depth_mm) & (np.abs(xx - xc) <= half_width_mm)
+
+
+def column_box(shape, spacing_mm, track: CanalTrack, options: ColumnOptions, *,
+               margin_mm: float = 30.0) -> tuple[slice, slice, slice]:
+    """All slices; y and x from 0 to past the body search region by ``margin_mm`` (posterior and patient-left).
+
+    Every step after the canal track looks only in front of the canal (:func:`column_region`), so it can
+    run on ``hu[box]`` with ``track.cropped(box)``. The margin keeps the neighbourhood that vessel
+    detection needs around the bodies (its 3 mm filters, its 5 mm opening, the aorta next to the spine).
+    The box keeps the array's origin: shifting it would change the rounding of the track's millimetre
+    comparisons (the wall position is a multiple of a fraction of a voxel, so exact ties occur) and with
+    it a few voxels of the disc-plane fit, so the results would no longer be bit-identical to the uncropped run.
+    """
+    z0, z1 = track.z_range
+    y_hi = (np.max(track.wall_y[z0:z1]) * spacing_mm[1] + 1.0 + margin_mm) / spacing_mm[1]
+    x_hi = (np.max(track.center_yx[z0:z1, 1]) * spacing_mm[2] + options.body_half_width_mm + margin_mm) / spacing_mm[2]
+    return (slice(None), slice(0, min(shape[1], int(np.ceil(y_hi)) + 1)), slice(0, min(shape[2], int(np.ceil(x_hi)) + 1)))
 
 
 def core_region(shape, spacing_mm, track: CanalTrack) -> np.ndarray:

@@ -8,7 +8,8 @@ Pipeline (each step in its own module):
    chained with a vertebral-pitch prior, refitted as oblique planes.
 4. :mod:`~pvp_plan.segment.body_mask` — body bone and marrow in front of the canal, vessels split off
    along the cortex, holes (lytic lesions, gas) filled, one segment per disc interval, halo peeled.
-5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 names the levels; else a low-confidence guess.
+5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 and the lowest rib-bearing vertebra (T12)
+   name the levels, cross-checked; transitional anatomy is warned about; else a low-confidence guess.
 6. The boundary is redrawn at full CT resolution and the labels written in VerSe numbering.
 """
 
@@ -23,7 +24,6 @@ import numpy as np
 from pvp_plan import __version__
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.levels import Level
 from pvp_plan.segment import body_mask, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
@@ -103,7 +103,7 @@ def segment_vertebral_bodies(
         raise SegmentationError("no intervertebral disc found along the spinal canal: cannot separate levels "
                                 "(is a whole vertebra in view?)")
     t_body, disc_max_hu = _thresholds(hu, core, disc_slices, profile.trabecular_hu, profile.endplate_hu, opts)
-    planes = disc_planes(disc_slices, hu, sp, track, disc_max_hu)
+    planes = disc_planes(disc_slices, hu, sp, track, opts)
     report("vertebral bodies", 0.5)
     mask = body_mask.column_mask(hu, sp, track, core, t_body, opts)
     seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
@@ -116,6 +116,9 @@ def segment_vertebral_bodies(
     bodies = [int(k) for k in np.unique(seg) if k >= 0 and k not in sacral]
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
+    ribs = naming.rib_bearing_segments(hu, sp, seg, track, exclude=set(sacral))
+    rib_index = next((i for i, k in enumerate(bodies) if k in ribs), None)
+    named = naming.name_from_anchors(len(bodies), sacrum_below=bool(sacral), lowest_rib_index=rib_index)
     open_ended = _open_ended(seg, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
     if grid.factors != (1, 1, 1):
@@ -123,7 +126,7 @@ def segment_vertebral_bodies(
                                            ct.spacing_mm, grid.factors, t_edge)
     else:
         full = seg
-    result = _named(full, ct, bodies, open_ended, sacral_found=bool(sacral))
+    result = _named(full, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)
     report("done", 1.0)
@@ -145,19 +148,14 @@ def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: t
     return out
 
 
-def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int], *,
-           sacral_found: bool) -> Segmentation:
-    names = naming.names_upward(len(bodies), Level.L5)
+def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int],
+           named: naming.Naming) -> Segmentation:
+    names = naming.names_upward(len(bodies), named.lowest)
     labels = np.zeros(ct.shape, np.uint8)
     for k, level in zip(bodies, names):
         labels[full == k] = level.label
-    if sacral_found:
-        confidence, warnings = naming.CONFIDENCE_SACRUM, ()
-    else:
-        confidence = naming.CONFIDENCE_UNANCHORED
-        warnings = (f"{naming.NAMING_SOURCE}: no sacrum in view, so the level names are counted from an "
-                    "assumed L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",)
-    seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=confidence, warnings=warnings)
+    seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=named.confidence,
+                                      warnings=named.warnings)
     label_of = {k: level.label for k, level in zip(bodies, names)}
     open_labels = {label_of[k] for k in open_ended}
     bodies_out = tuple(replace(b, cut_by_fov=b.cut_by_fov or b.label in open_labels,

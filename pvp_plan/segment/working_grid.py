@@ -28,13 +28,32 @@ def block_factors(spacing_mm: tuple[float, float, float], target_mm: float) -> t
 
 
 def block_mean(hu: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Mean of each block of ``factors`` voxels (the trailing partial block on each axis is dropped)."""
+    """Mean of each block of ``factors`` voxels (the trailing partial block on each axis is dropped).
+
+    Integer HU (int16 or narrower) is summed exactly in int32, one axis at a time over strided views, and
+    divided once in float32: bit-identical to ``reshape(...).mean(dtype=np.float32)`` (whose float32 partial
+    sums of fewer than 512 int16 values are exact too), without a float copy of the whole CT.
+    """
     fz, fy, fx = factors
     nz, ny, nx = (s // f for s, f in zip(hu.shape, factors))
-    a = hu[: nz * fz, : ny * fy, : nx * fx].astype(np.float32, copy=False)
+    a = hu[: nz * fz, : ny * fy, : nx * fx]
     if factors == (1, 1, 1):
-        return a.copy()
-    return a.reshape(nz, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
+        return a.astype(np.float32, copy=True)
+    count = fz * fy * fx
+    if not (np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize <= 2 and count < 512):
+        return a.astype(np.float32, copy=False).reshape(nz, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5), dtype=np.float32)
+    acc = a
+    for axis, f in ((2, fx), (1, fy), (0, fz)):
+        if f == 1:
+            continue
+        sl = [slice(None)] * 3
+        sl[axis] = slice(0, None, f)
+        total = acc[tuple(sl)].astype(np.int32)
+        for j in range(1, f):
+            sl[axis] = slice(j, None, f)
+            total += acc[tuple(sl)]
+        acc = total
+    return np.true_divide(acc.astype(np.float32), count, dtype=np.float32)
 
 
 def make_working_grid(hu: np.ndarray, spacing_mm: tuple[float, float, float], *, target_mm: float,
@@ -49,15 +68,28 @@ def make_working_grid(hu: np.ndarray, spacing_mm: tuple[float, float, float], *,
 
 
 def to_full_grid(labels: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int],
-                 fill: int = 0) -> np.ndarray:
-    """Repeat working-grid labels back onto the CT grid of ``shape`` (padding the dropped tail with ``fill``)."""
-    up = labels
-    for axis, f in enumerate(factors):
-        if f > 1:
-            up = np.repeat(up, f, axis=axis)
+                 fill: int = 0, offset: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """Repeat working-grid labels back onto the CT grid of ``shape`` (padding the dropped tail with ``fill``).
+
+    ``offset`` (working-grid voxels, z, y, x) is where ``labels[0, 0, 0]`` lies when ``labels`` covers only a
+    crop of the working grid (see :func:`pvp_plan.segment.canal.column_box`); outside it, ``fill``.
+    """
     out = np.full(shape, fill, dtype=labels.dtype)
-    region = tuple(slice(0, min(a, b)) for a, b in zip(up.shape, shape))
-    out[region] = up[region]
+    start = [o * f for o, f in zip(offset, factors)]
+    n = [max(0, min(m, (s - a) // f)) for m, s, a, f in zip(labels.shape, shape, start, factors)]
+    # whole blocks: one broadcast write through a (n, f, n, f, n, f) view of the output
+    block = out[tuple(slice(a, a + k * f) for a, k, f in zip(start, n, factors))]
+    block.reshape(n[0], factors[0], n[1], factors[1], n[2], factors[2])[...] = \
+        labels[: n[0], None, : n[1], None, : n[2], None]
+    # a partial block at the far end of an axis (a crop reaching past the CT's dropped tail) is cut
+    tail = [min(m, -(-(s - a) // f)) if s > a else 0 for m, s, a, f in zip(labels.shape, shape, start, factors)]
+    if tail != n:
+        up = labels[: tail[0], : tail[1], : tail[2]]
+        for axis, f in enumerate(factors):
+            if f > 1:
+                up = np.repeat(up, f, axis=axis)
+        region = tuple(slice(a, min(s, a + u)) for a, s, u in zip(start, shape, up.shape))
+        out[region] = up[tuple(slice(0, r.stop - r.start) for r in region)]
     return out
 
 
