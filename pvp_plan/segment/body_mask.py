@@ -166,18 +166,20 @@ def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
     most, not the largest: a vessel or rib attached to the level's slab can be larger than the body.
     """
     out = np.full(seg.shape, -1, np.int16)
-    for k in np.unique(seg):
-        if k < 0:
+    for k, box in enumerate(ndimage.find_objects(seg + 1)):  # object k holds segment k
+        if box is None:
             continue
-        m = seg == k
+        # within the segment's bounding box: background on the box's faces reaches the outside anyway
+        m = seg[box] == k
         lab, n = ndimage.label(m)
         if n > 1:
-            in_core = np.bincount(lab[core], minlength=n + 1)[1:]
+            in_core = np.bincount(lab[core[box]], minlength=n + 1)[1:]
             sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
             best = int(np.argmax(in_core)) if in_core.max() > 0 else int(np.argmax(sizes))
             m = lab == best + 1
         m = fill_holes_per_slice(ndimage.binary_fill_holes(m))
-        out[m & (out < 0)] = k
+        region = out[box]
+        region[m & (region < 0)] = k
     return out
 
 

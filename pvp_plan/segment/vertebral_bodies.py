@@ -151,9 +151,10 @@ def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: t
 def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int],
            named: naming.Naming) -> Segmentation:
     names = naming.names_upward(len(bodies), named.lowest)
-    labels = np.zeros(ct.shape, np.uint8)
+    lut = np.zeros(int(full.max()) + 2, np.uint8)  # segment k -> VerSe label; index 0 is background (-1)
     for k, level in zip(bodies, names):
-        labels[full == k] = level.label
+        lut[k + 1] = level.label
+    labels = lut[full + 1]
     seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=named.confidence,
                                       warnings=named.warnings)
     label_of = {k: level.label for k, level in zip(bodies, names)}
