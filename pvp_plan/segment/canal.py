@@ -39,14 +39,6 @@ class CanalTrack:
     seen: np.ndarray
     z_range: tuple[int, int]
 
-    def cropped(self, box: tuple[slice, slice, slice]) -> CanalTrack:
-        """The same track in the frame of ``array[box]`` (a y/x crop over all slices, see :func:`column_box`)."""
-        if box[0] != slice(None):
-            raise ValueError(f"the canal track has one entry per slice: crop y and x only, not z (got {box[0]})")
-        y0, x0 = box[1].start or 0, box[2].start or 0
-        return CanalTrack(center_yx=self.center_yx - np.array([y0, x0]), wall_y=self.wall_y - y0, seen=self.seen,
-                          z_range=self.z_range)
-
 
 def _bone_within(bone: np.ndarray, axis: int, n: int, forward: bool) -> np.ndarray:
     """True where bone lies within ``n`` voxels along +axis (forward) or -axis, the voxel itself excluded."""
@@ -208,23 +200,6 @@ def column_region(shape, spacing_mm, track: CanalTrack, *, half_width_mm: float,
     w = track.wall_y[:, None, None] * spacing_mm[1]
     xc = track.center_yx[:, 1][:, None, None] * spacing_mm[2]
     return (yy <= w + behind_mm) & (yy >= w - depth_mm) & (np.abs(xx - xc) <= half_width_mm)
-
-
-def column_box(shape, spacing_mm, track: CanalTrack, options: ColumnOptions, *,
-               margin_mm: float = 30.0) -> tuple[slice, slice, slice]:
-    """All slices; y and x from 0 to past the body search region by ``margin_mm`` (posterior and patient-left).
-
-    Every step after the canal track looks only in front of the canal (:func:`column_region`), so it can
-    run on ``hu[box]`` with ``track.cropped(box)``. The margin keeps the neighbourhood that vessel
-    detection needs around the bodies (its 3 mm filters, its 5 mm opening, the aorta next to the spine).
-    The box keeps the array's origin: shifting it would change the rounding of the track's millimetre
-    comparisons (the wall position is a multiple of a fraction of a voxel, so exact ties occur) and with
-    it a few voxels of the disc-plane fit, so the results would no longer be bit-identical to the uncropped run.
-    """
-    z0, z1 = track.z_range
-    y_hi = (np.max(track.wall_y[z0:z1]) * spacing_mm[1] + 1.0 + margin_mm) / spacing_mm[1]
-    x_hi = (np.max(track.center_yx[z0:z1, 1]) * spacing_mm[2] + options.body_half_width_mm + margin_mm) / spacing_mm[2]
-    return (slice(None), slice(0, min(shape[1], int(np.ceil(y_hi)) + 1)), slice(0, min(shape[2], int(np.ceil(x_hi)) + 1)))
 
 
 def core_region(shape, spacing_mm, track: CanalTrack) -> np.ndarray:

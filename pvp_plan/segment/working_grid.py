@@ -68,28 +68,14 @@ def make_working_grid(hu: np.ndarray, spacing_mm: tuple[float, float, float], *,
 
 
 def to_full_grid(labels: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int],
-                 fill: int = 0, offset: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
-    """Repeat working-grid labels back onto the CT grid of ``shape`` (padding the dropped tail with ``fill``).
-
-    ``offset`` (working-grid voxels, z, y, x) is where ``labels[0, 0, 0]`` lies when ``labels`` covers only a
-    crop of the working grid (see :func:`pvp_plan.segment.canal.column_box`); outside it, ``fill``.
-    """
+                 fill: int = 0) -> np.ndarray:
+    """Repeat working-grid labels back onto the CT grid of ``shape`` (padding the dropped tail with ``fill``)."""
     out = np.full(shape, fill, dtype=labels.dtype)
-    start = [o * f for o, f in zip(offset, factors)]
-    n = [max(0, min(m, (s - a) // f)) for m, s, a, f in zip(labels.shape, shape, start, factors)]
+    n = [min(m, s // f) for m, s, f in zip(labels.shape, shape, factors)]
     # whole blocks: one broadcast write through a (n, f, n, f, n, f) view of the output
-    block = out[tuple(slice(a, a + k * f) for a, k, f in zip(start, n, factors))]
+    block = out[tuple(slice(0, k * f) for k, f in zip(n, factors))]
     block.reshape(n[0], factors[0], n[1], factors[1], n[2], factors[2])[...] = \
         labels[: n[0], None, : n[1], None, : n[2], None]
-    # a partial block at the far end of an axis (a crop reaching past the CT's dropped tail) is cut
-    tail = [min(m, -(-(s - a) // f)) if s > a else 0 for m, s, a, f in zip(labels.shape, shape, start, factors)]
-    if tail != n:
-        up = labels[: tail[0], : tail[1], : tail[2]]
-        for axis, f in enumerate(factors):
-            if f > 1:
-                up = np.repeat(up, f, axis=axis)
-        region = tuple(slice(a, min(s, a + u)) for a, s, u in zip(start, shape, up.shape))
-        out[region] = up[tuple(slice(0, r.stop - r.start) for r in region)]
     return out
 
 
