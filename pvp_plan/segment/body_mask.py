@@ -18,11 +18,7 @@ from skimage.segmentation import watershed
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
-from pvp_plan.segment.working_grid import ball
-
-#: 4-connectivity within an axial slice and none across slices: labels per slice in one 3-D call.
-_IN_SLICE = np.zeros((3, 3, 3), bool)
-_IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
+from pvp_plan.segment.working_grid import ball, disk_in_plane, slice_enclosures
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
@@ -35,11 +31,7 @@ def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     box = ndimage.find_objects(out.view(np.uint8))
     if not box:
         return out
-    lab, _ = ndimage.label(~out[box[0]], structure=_IN_SLICE)
-    hole = np.ones(lab.max() + 1, bool)
-    hole[0] = False
-    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
-        hole[face] = False
+    lab, hole = slice_enclosures(~out[box[0]])
     out[box[0]] |= hole[lab]
     return out
 
@@ -69,11 +61,8 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
     ring = hu > 300.0
     max_px = 2500.0 / (spacing_mm[1] * spacing_mm[2])  # larger enclosures are the thorax (ribs + sternum)
     # enclosures: in-slice background components of the ring (whole slices) not reaching the slice's edge
-    lab, _ = ndimage.label(~ring, structure=_IN_SLICE)
-    small = np.bincount(lab.ravel()) <= max_px
-    small[0] = False
-    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
-        small[face] = False
+    lab, enclosed = slice_enclosures(~ring)
+    small = enclosed & (np.bincount(lab.ravel()) <= max_px)
     cand &= ~small[lab[box]]
     del lab
     cand = ndimage.binary_opening(cand, opening)
@@ -107,13 +96,6 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
     return np.isin(lab, keep[keep > 0])
 
 
-def disk_in_plane(radius_mm: float, spacing_mm) -> np.ndarray:
-    """A flat (1, ny, nx) disk of ``radius_mm`` in the axial plane: per-slice morphology on a 3-D array."""
-    ry, rx = (max(1, int(round(radius_mm / s))) for s in spacing_mm[1:])
-    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    return ((yy * spacing_mm[1]) ** 2 + (xx * spacing_mm[2]) ** 2 <= radius_mm ** 2 + 1e-6)[None]
-
-
 def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
     """Cut the pedicle roots and other narrow bony bridges off the body section, slice by slice.
 
@@ -122,8 +104,8 @@ def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -
     """
     if options.pedicle_root_mm <= 0:
         return mask
-    core = ndimage.binary_opening(mask, disk_in_plane(options.pedicle_root_mm, spacing_mm))
-    return mask & ndimage.binary_dilation(core, disk_in_plane(options.root_regrow_mm, spacing_mm))
+    section = ndimage.binary_opening(mask, disk_in_plane(options.pedicle_root_mm, spacing_mm))
+    return mask & ndimage.binary_dilation(section, disk_in_plane(options.root_regrow_mm, spacing_mm))
 
 
 def disc_bands_mm(planes: list[DiscPlane], options: ColumnOptions) -> list[float]:

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from pvp_plan.errors import SegmentationError
 from pvp_plan.segment.column_options import ColumnOptions
+from pvp_plan.segment.working_grid import IN_SLICE
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,6 @@ def canal_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray
     return cand
 
 
-#: 4-connectivity within an axial slice and none across slices: per-slice regions in one 3-D labelling.
-_IN_SLICE = np.zeros((3, 3, 3), bool)
-_IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
-
-
 def _candidates(mask: np.ndarray, spacing_mm, min_area_mm2: float = 10.0) -> list[list[tuple[float, float, float]]]:
     """Per slice: (y, x, area_mm2) of each connected candidate region (4-connected in the slice).
 
@@ -80,7 +76,7 @@ def _candidates(mask: np.ndarray, spacing_mm, min_area_mm2: float = 10.0) -> lis
     """
     px = spacing_mm[1] * spacing_mm[2]
     out: list[list[tuple[float, float, float]]] = [[] for _ in range(mask.shape[0])]
-    lab, n = ndimage.label(mask, structure=_IN_SLICE)
+    lab, n = ndimage.label(mask, structure=IN_SLICE)
     if not n:
         return out
     flat = np.flatnonzero(lab)

@@ -84,3 +84,30 @@ def ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray
     r = [max(1, int(round(radius_mm / s))) for s in spacing_mm]
     zz, yy, xx = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
     return (zz * spacing_mm[0]) ** 2 + (yy * spacing_mm[1]) ** 2 + (xx * spacing_mm[2]) ** 2 <= radius_mm ** 2 + 1e-6
+
+
+def disk_in_plane(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """A flat (1, ny, nx) disk of ``radius_mm`` in the axial plane: per-slice morphology on a 3-D array."""
+    ry, rx = (max(1, int(round(radius_mm / s))) for s in spacing_mm[1:])
+    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    return ((yy * spacing_mm[1]) ** 2 + (xx * spacing_mm[2]) ** 2 <= radius_mm ** 2 + 1e-6)[None]
+
+
+#: 4-connectivity within an axial slice and none across slices: per-slice regions in one 3-D labelling.
+IN_SLICE = np.zeros((3, 3, 3), bool)
+IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+def slice_enclosures(background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In-slice components of ``background`` and, per component label, whether it is enclosed.
+
+    Enclosed: not reaching the array's y or x faces, i.e. a hole of the foreground in its axial slice
+    (what ``ndimage.binary_fill_holes`` fills slice by slice). Returns ``(labels, enclosed)`` with
+    ``enclosed[0]`` False.
+    """
+    lab, _ = ndimage.label(background, structure=IN_SLICE)
+    enclosed = np.ones(lab.max() + 1, bool)
+    enclosed[0] = False
+    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        enclosed[face] = False
+    return lab, enclosed
