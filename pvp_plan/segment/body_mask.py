@@ -165,6 +165,15 @@ def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
     return out
 
 
+def segment_slices(seg: np.ndarray) -> dict[int, np.ndarray]:
+    """Per segment (``seg`` >= 0), the indices of the axial slices it occupies, ascending."""
+    out = {}
+    for k, box in enumerate(ndimage.find_objects(seg + 1)):  # object k holds segment k
+        if box is not None:
+            out[k] = box[0].start + np.flatnonzero((seg[box] == k).any(axis=(1, 2)))
+    return out
+
+
 def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float) -> np.ndarray:
     """Drop boundary voxels below ``t_edge`` (partial-volume halo of soft tissue around the cortex)."""
     body = seg >= 0

@@ -219,9 +219,9 @@ def match_disc_plane(plane: DiscPlane, hu: np.ndarray, sp: np.ndarray, track: Ca
     vals = hu[zz[keep], yy[keep], xx[keep]].astype(np.float64)
     if len(vals) < 50:
         return plane
-    edges = np.arange(-reach_mm, reach_mm + 1.0)
-    nb = len(edges)
+    nb = int(np.ceil(2.0 * reach_mm + 1.0))  # 1 mm bins of signed distance from -reach_mm
     half = min(reach_mm / 2.0, max_shift_mm)
+    offs = np.arange(-half, half + 1.0)
     best = (min_contrast_hu, None)
     for normal in _tilted_normals(plane.normal, sagittal_deg, coronal_deg, step_deg):
         b = np.clip(np.round(pos @ normal + reach_mm).astype(int), 0, nb - 1)
@@ -229,7 +229,6 @@ def match_disc_plane(plane: DiscPlane, hu: np.ndarray, sp: np.ndarray, track: Ca
         count = np.bincount(b, minlength=nb)
         cum_hu, cum_n = np.cumsum(total), np.cumsum(count)
         slab_mean = partial(_slab_mean, cum_hu, cum_n, reach_mm)
-        offs = np.arange(-half, half + 1.0)
         disc = slab_mean(offs - disc_half_mm, offs + disc_half_mm)
         above = slab_mean(offs + bone_mm[0], offs + bone_mm[1])
         below = slab_mean(offs - bone_mm[1], offs - bone_mm[0])

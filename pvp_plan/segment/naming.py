@@ -20,6 +20,7 @@ from scipy import ndimage
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level
+from pvp_plan.segment.canal import CanalTrack
 from pvp_plan.segment.types import Segmentation
 
 NAMING_SOURCE = "pvp-plan level naming"
@@ -32,10 +33,11 @@ CONFIDENCE_TRANSITIONAL = 0.4
 CONFIDENCE_UNANCHORED = 0.2
 
 
-def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, bone_hu: float = 180.0) -> float:
-    """Median over segment ``k``'s slices of the left-right extent (mm) of bone connected to its section."""
+def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, z_slices: np.ndarray,
+                       bone_hu: float = 180.0) -> float:
+    """Median over segment ``k``'s slices ``z_slices`` of the left-right extent (mm) of bone connected to its section."""
     widths = []
-    for z in np.nonzero((seg == k).any(axis=(1, 2)))[0]:
+    for z in z_slices:
         bone = (hu[z] > bone_hu) | (seg[z] == k)
         lab, _ = ndimage.label(bone)
         ids = np.unique(lab[seg[z] == k])
@@ -45,17 +47,22 @@ def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, bone
     return float(np.median(widths)) if widths else 0.0
 
 
-def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, width_mm: float) -> list[int]:
-    """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae)."""
+def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[int, np.ndarray],
+                    width_mm: float) -> list[int]:
+    """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae).
+
+    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`).
+    """
     sacral = []
-    for k in sorted(int(v) for v in np.unique(seg) if v >= 0):
-        if connected_width_mm(hu, spacing_mm, seg, k) < width_mm:
+    for k in sorted(slices):
+        if connected_width_mm(hu, spacing_mm, seg, k, slices[k]) < width_mm:
             break
         sacral.append(k)
     return sacral
 
 
-def rib_bearing_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, track, *, bone_hu: float = 200.0,
+def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarray], track: CanalTrack, *,
+                         bone_hu: float = 200.0,
                          inner_mm: float = 28.0, reach_mm: float = 64.0, outer_mm: float = 110.0,
                          exclude: set[int] = frozenset()) -> set[int]:
     """Segments (working-grid labels) with a rib articulating at their level, on either side.
@@ -65,6 +72,7 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, track, *, 
     reaches beyond ``reach_mm`` laterally: lumbar transverse processes end within ~50 mm of the
     midline. The rib is assigned to the body at the height of its medial end (its head and neck),
     not where its sloping shaft crosses, so the 11th and 12th ribs count at their own level.
+    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`).
     Frames: (z, y, x) working grid; +x is the patient's left.
     """
     nz, ny, nx = hu.shape
@@ -77,7 +85,6 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, track, *, 
     lab, n = ndimage.label((hu > bone_hu) & band)
     if n == 0:
         return set()
-    ranges = {int(k): np.nonzero((seg == k).any(axis=(1, 2)))[0] for k in np.unique(seg) if k >= 0}
     out = set()
     for i, box in enumerate(ndimage.find_objects(lab)):
         if box is None:
@@ -88,10 +95,10 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, track, *, 
         if d.max() < reach_mm or d.min() > inner_mm + 4.0:
             continue  # a transverse process, or a rib shaft cut off from its head
         if any(zs.size and idx[:, 0].min() <= zs.max() and idx[:, 0].max() >= zs.min()
-               for k, zs in ranges.items() if k in exclude):
+               for k, zs in slices.items() if k in exclude):
             continue  # the ilium beside the sacrum
         z_head = float(np.percentile(idx[d < d.min() + 8.0, 0], 75))  # the head is the cranial, medial end
-        near = [(abs(z_head - zs.mean()), k) for k, zs in ranges.items()
+        near = [(abs(z_head - zs.mean()), k) for k, zs in slices.items()
                 if zs.size and zs.min() - 2 <= z_head <= zs.max() + 2]
         if near:
             out.add(min(near)[1])
@@ -107,7 +114,7 @@ class Naming:
     warnings: tuple[str, ...] = ()
 
 
-def name_from_anchors(n_bodies: int, *, sacrum_below: bool, lowest_rib_index: int | None) -> Naming:
+def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None) -> Naming:
     """Decide the lowest body's name from the sacrum and the lowest rib-bearing body.
 
     ``lowest_rib_index`` counts bodies from the lowest (0); a rib-bearing body is only used as T12

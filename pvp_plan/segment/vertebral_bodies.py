@@ -112,14 +112,15 @@ def segment_vertebral_bodies(
     t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
     seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge), core)
     report("level names", 0.7)
-    sacral = naming.sacral_segments(hu, sp, seg, opts.sacrum_width_mm)
-    bodies = [int(k) for k in np.unique(seg) if k >= 0 and k not in sacral]
+    slices = body_mask.segment_slices(seg)
+    sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm)
+    bodies = [k for k in sorted(slices) if k not in sacral]
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
-    ribs = naming.rib_bearing_segments(hu, sp, seg, track, exclude=set(sacral))
+    ribs = naming.rib_bearing_segments(hu, sp, slices, track, exclude=set(sacral))
     rib_index = next((i for i, k in enumerate(bodies) if k in ribs), None)
-    named = naming.name_from_anchors(len(bodies), sacrum_below=bool(sacral), lowest_rib_index=rib_index)
-    open_ended = _open_ended(seg, bodies, n_planes=len(planes), z_range=track.z_range)
+    named = naming.name_from_anchors(sacrum_below=bool(sacral), lowest_rib_index=rib_index)
+    open_ended = _open_ended(slices, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
     if grid.factors != (1, 1, 1):
         full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
@@ -133,7 +134,8 @@ def segment_vertebral_bodies(
     return result
 
 
-def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: tuple[int, int]) -> set[int]:
+def _open_ended(slices: dict[int, np.ndarray], bodies: list[int], *, n_planes: int,
+                z_range: tuple[int, int]) -> set[int]:
     """Bodies without a detected disc on one side that reach the end of the followed canal: maybe cut.
 
     Segment 0 lies below the lowest disc plane and segment ``n_planes`` above the highest one.
@@ -142,7 +144,7 @@ def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: t
     for k in bodies:
         if 0 < k < n_planes:
             continue
-        zs = np.nonzero((seg == k).any(axis=(1, 2)))[0]
+        zs = slices[k]
         if zs.size and ((k == 0 and zs.min() <= z_range[0]) or (k == n_planes and zs.max() >= z_range[1] - 1)):
             out.add(k)
     return out

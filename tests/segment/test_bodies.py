@@ -247,24 +247,24 @@ def test_thorax_without_sacrum_names_carry_the_rib_warning(thorax):
 # ---------------------------------------------------------------- naming from two anchors
 
 def test_sacrum_and_rib_agree():
-    named = naming.name_from_anchors(7, sacrum_below=True, lowest_rib_index=5)
+    named = naming.name_from_anchors(sacrum_below=True, lowest_rib_index=5)
     assert named.lowest is Level.L5 and named.confidence == naming.CONFIDENCE_SACRUM_AND_RIBS
     assert not named.warnings
 
 
 @pytest.mark.parametrize("rib_index", [4, 6])
 def test_sacrum_and_rib_disagree_is_reported_as_transitional(rib_index):
-    named = naming.name_from_anchors(8, sacrum_below=True, lowest_rib_index=rib_index)
+    named = naming.name_from_anchors(sacrum_below=True, lowest_rib_index=rib_index)
     assert named.confidence == naming.CONFIDENCE_TRANSITIONAL
     assert "transitional" in named.warnings[0] and f"{rib_index} rib-free" in named.warnings[0]
 
 
 def test_rib_alone_names_t12():
-    named = naming.name_from_anchors(6, sacrum_below=False, lowest_rib_index=2)
+    named = naming.name_from_anchors(sacrum_below=False, lowest_rib_index=2)
     assert named.lowest is Level.L2 and named.confidence == naming.CONFIDENCE_RIBS
 
 
 def test_rib_on_the_lowest_body_is_not_trusted():
     """A rib-bearing lowest body may be T11 with T12 out of view."""
-    named = naming.name_from_anchors(4, sacrum_below=False, lowest_rib_index=0)
+    named = naming.name_from_anchors(sacrum_below=False, lowest_rib_index=0)
     assert named.confidence == naming.CONFIDENCE_UNANCHORED
