@@ -76,8 +76,13 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
 
 
 def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray, t_body: float,
-                options: ColumnOptions) -> np.ndarray:
-    """Bone and marrow of the bodies in front of the canal, vessels and posterior elements removed."""
+                options: ColumnOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Bone and marrow of the bodies in front of the canal, vessels and posterior elements removed.
+
+    Returns the body column and the pedicle roots (or sacral alae) cut off its sections by
+    :func:`detach_pedicle_roots`: the bodies' volumes leave them out, but the sacrum test still
+    needs to know what bone the sections were attached to.
+    """
     region = column_region(hu.shape, spacing_mm, track, half_width_mm=options.body_half_width_mm,
                            depth_mm=options.body_depth_mm)
     region[: track.z_range[0]] = False
@@ -89,11 +94,11 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
         markers[ndimage.binary_erosion(vessels, ball(1.5, spacing_mm)) & mask] = 2
         markers[core & mask & (markers == 0)] = 1
         mask &= watershed(hu, markers, mask=mask) == 1
-    mask = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
-    mask = detach_pedicle_roots(mask, spacing_mm, options)
+    opened = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
+    mask = detach_pedicle_roots(opened, spacing_mm, options)
     lab, _ = ndimage.label(mask)
     keep = np.unique(lab[core & mask])
-    return np.isin(lab, keep[keep > 0])
+    return np.isin(lab, keep[keep > 0]), opened & ~mask
 
 
 def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:

@@ -34,11 +34,16 @@ CONFIDENCE_UNANCHORED = 0.2
 
 
 def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, z_slices: np.ndarray,
-                       bone_hu: float = 180.0) -> float:
-    """Median over segment ``k``'s slices ``z_slices`` of the left-right extent (mm) of bone connected to its section."""
+                       attached: np.ndarray | None = None, bone_hu: float = 180.0) -> float:
+    """Median over segment ``k``'s slices ``z_slices`` of the left-right extent (mm) of bone connected to its section.
+
+    ``attached`` marks tissue cut off the sections (pedicle roots, sacral alae) that still connects them.
+    """
     widths = []
     for z in z_slices:
         bone = (hu[z] > bone_hu) | (seg[z] == k)
+        if attached is not None:
+            bone |= attached[z]
         lab, _ = ndimage.label(bone)
         ids = np.unique(lab[seg[z] == k])
         xs = np.nonzero(np.isin(lab, ids[ids > 0]).any(axis=0))[0]
@@ -48,14 +53,15 @@ def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, z_sl
 
 
 def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[int, np.ndarray],
-                    width_mm: float) -> list[int]:
+                    width_mm: float, attached: np.ndarray | None = None) -> list[int]:
     """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae).
 
-    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`).
+    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`);
+    ``attached`` is what :func:`pvp_plan.segment.body_mask.column_mask` cut off the sections.
     """
     sacral = []
     for k in sorted(slices):
-        if connected_width_mm(hu, spacing_mm, seg, k, slices[k]) < width_mm:
+        if connected_width_mm(hu, spacing_mm, seg, k, slices[k], attached) < width_mm:
             break
         sacral.append(k)
     return sacral
@@ -97,7 +103,10 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarra
         if any(zs.size and idx[:, 0].min() <= zs.max() and idx[:, 0].max() >= zs.min()
                for k, zs in slices.items() if k in exclude):
             continue  # the ilium beside the sacrum
-        z_head = float(np.percentile(idx[d < d.min() + 8.0, 0], 75))  # the head is the cranial, medial end
+        medial = idx[d < d.min() + 8.0, 0]
+        if np.median(medial) < np.median(idx[d > d.max() - 8.0, 0]):
+            continue  # rises laterally: the iliac crest above the sacroiliac joint (a rib descends from its head)
+        z_head = float(np.percentile(medial, 75))  # the head is the cranial, medial end
         near = [(abs(z_head - zs.mean()), k) for k, zs in slices.items()
                 if zs.size and zs.min() - 2 <= z_head <= zs.max() + 2]
         if near:
@@ -121,6 +130,11 @@ def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None) -> Na
     when a body without ribs lies below it (otherwise T12 may be out of view).
     """
     rib = lowest_rib_index if lowest_rib_index is not None and lowest_rib_index > 0 else None
+    if rib is not None and rib > 5 and not sacrum_below:
+        return Naming(Level.L5, CONFIDENCE_UNANCHORED, (
+            f"{NAMING_SOURCE}: {rib} rib-free bodies lie below the lowest rib-bearing vertebra and no sacrum was "
+            "recognised: the lowest body may be the sacrum or an L6, so the level names are counted from an assumed "
+            "L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",))
     if sacrum_below and rib is not None:
         if rib == 5:
             return Naming(Level.L5, CONFIDENCE_SACRUM_AND_RIBS)

@@ -105,7 +105,7 @@ def segment_vertebral_bodies(
     t_body, disc_max_hu = _thresholds(hu, core, disc_slices, profile.trabecular_hu, profile.endplate_hu, opts)
     planes = disc_planes(disc_slices, hu, sp, track, opts)
     report("vertebral bodies", 0.5)
-    mask = body_mask.column_mask(hu, sp, track, core, t_body, opts)
+    mask, roots = body_mask.column_mask(hu, sp, track, core, t_body, opts)
     seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
@@ -113,7 +113,7 @@ def segment_vertebral_bodies(
     seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge), core)
     report("level names", 0.7)
     slices = body_mask.segment_slices(seg)
-    sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm)
+    sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm, attached=roots)
     bodies = [k for k in sorted(slices) if k not in sacral]
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")

@@ -226,6 +226,24 @@ def test_abdomen_l5_follows_the_lumbosacral_disc(abdomen, abdomen_bodies_ref, ab
     assert (abdomen_whole_ref[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level.L5]).mean() >= 0.85
 
 
+def test_abdomen_resampled_to_1p5mm_keeps_its_names(abdomen):
+    """A finer grid changes the working grid's sections: the sacrum must still be recognised by its alae,
+    and the ilium beside it must not pass for a rib."""
+    ct, seg = abdomen
+    img = ct.to_sitk()
+    spacing = (1.5, 1.5, 2.0)  # x, y, z
+    size = [int(round(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing)]
+    ref = sitk.Image(size, sitk.sitkInt16)
+    ref.SetSpacing(spacing)
+    ref.SetOrigin(img.GetOrigin())
+    ref.SetDirection(img.GetDirection())
+    fine = sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, -1024))
+    fine_seg = segment_vertebral_bodies(ct_from_array(fine.astype(np.int16), spacing_mm=spacing[::-1],
+                                                      origin_lps_mm=ct.origin_lps_mm))
+    assert [b.level.value for b in fine_seg.bodies] == [b.level.value for b in seg.bodies]
+    assert all(b.level_confidence == naming.CONFIDENCE_SACRUM_AND_RIBS for b in fine_seg.bodies)
+
+
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.80 (>= 0.85 wanted); "
                                        "L3 volume +16%")
 def test_abdomen_target_l3_l5(abdomen, abdomen_bodies_ref, abdomen_report):
@@ -274,6 +292,13 @@ def test_sacrum_and_rib_disagree_is_reported_as_transitional(rib_index):
 def test_rib_alone_names_t12():
     named = naming.name_from_anchors(sacrum_below=False, lowest_rib_index=2)
     assert named.lowest is Level.L2 and named.confidence == naming.CONFIDENCE_RIBS
+
+
+def test_too_many_rib_free_bodies_without_a_sacrum_is_not_trusted():
+    """Six rib-free bodies and no sacrum recognised: the lowest may be an unrecognised sacrum or an L6."""
+    named = naming.name_from_anchors(sacrum_below=False, lowest_rib_index=6)
+    assert named.confidence == naming.CONFIDENCE_UNANCHORED
+    assert "6 rib-free bodies" in named.warnings[0] and "--anchor" in named.warnings[0]
 
 
 def test_rib_on_the_lowest_body_is_not_trusted():
