@@ -28,9 +28,13 @@ class ColumnOptions:
     canal_bone_anterior_mm, canal_bone_lateral_mm : float
         The canal has bone (the body) within this distance in front and (pedicles, laminae) on both sides.
     body_half_width_mm, body_depth_mm : float
-        Search region of a body around the canal's midline and in front of its posterior wall.
+        Search region of a body around the canal's midline and in front of its posterior wall (lumbar
+        bodies are up to ~55 mm wide, and the canal centre found at L5-S1 can be several mm off the midline).
     soft_tissue_hu : float
         Reference soft-tissue HU used for partial-volume mid-points.
+    edge_ridge_mm : float
+        On the CT grid, a boundary voxel is body if it reaches half-way between soft tissue and the
+        brightest body voxel (the cortical ridge) within this distance (mm).
     endplate_min_hu : float
         Lower bound of the endplate threshold (endplates are denser than trabecular bone).
     disc_pair_max_mm : float
@@ -73,9 +77,10 @@ class ColumnOptions:
     wall_hu: float = 100.0
     canal_bone_anterior_mm: float = 14.0
     canal_bone_lateral_mm: float = 16.0
-    body_half_width_mm: float = 32.0
+    body_half_width_mm: float = 38.0
     body_depth_mm: float = 55.0
     soft_tissue_hu: float = 40.0
+    edge_ridge_mm: float = 2.0
     endplate_min_hu: float = 180.0
     disc_pair_max_mm: float = 12.0
     body_pitch_mm: tuple[float, float] = (17.0, 45.0)

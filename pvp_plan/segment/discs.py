@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+from scipy import ndimage
 from scipy.signal import find_peaks
 
 from pvp_plan.segment.canal import CanalTrack
@@ -150,8 +151,13 @@ def find_disc_slices(hu: np.ndarray, spacing_mm, core: np.ndarray, track: CanalT
 
 
 def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: CanalTrack, options: ColumnOptions,
-                body_offset_mm: float = 12.0) -> list[DiscPlane]:
+                body_offset_mm: float = 12.0, axis_window_mm: float = 15.0) -> list[DiscPlane]:
     """One plane per disc: through the column's axis at the disc, then matched to the disc in the image.
+
+    The axis direction at a disc is the least-squares line through the track's points within
+    ``axis_window_mm`` of it, after a median filter over ``2 * axis_window_mm`` has removed the canal
+    centre's jumps (at 3 mm the canal is lost among the foramina at L5-S1 for a few slices, and a
+    two-point tangent there tilted the L5/S1 plane 23 degrees coronally through the L5 body).
 
     The search may shift a plane by at most ``options.disc_shift_fraction`` of the distance to the
     nearest neighbouring disc, so a dark band inside a body (basivertebral veins) is never taken
@@ -159,13 +165,16 @@ def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: Canal
     """
     nz = hu.shape[0]
     sp = np.asarray(spacing_mm)
-    axis_pts = np.stack([np.arange(nz) * sp[0], (track.wall_y - body_offset_mm / sp[1]) * sp[1],
-                         track.center_yx[:, 1] * sp[2]], axis=1)
+    size = max(3, int(round(2.0 * axis_window_mm / sp[0])) | 1)
+    wall = ndimage.median_filter(track.wall_y, size=size, mode="nearest")
+    centre_x = ndimage.median_filter(track.center_yx[:, 1], size=size, mode="nearest")
+    axis_pts = np.stack([np.arange(nz) * sp[0], (wall - body_offset_mm / sp[1]) * sp[1], centre_x * sp[2]], axis=1)
+    half = max(2, int(round(axis_window_mm / sp[0])))
     planes = []
     for i, zd in enumerate(disc_slices):
-        a, b = max(0, zd - 4), min(nz - 1, zd + 4)
-        t = axis_pts[b] - axis_pts[a]
-        plane = DiscPlane(point_mm=axis_pts[zd], normal=t / np.linalg.norm(t))
+        window = axis_pts[max(0, zd - half): zd + half + 1]
+        direction = np.linalg.svd(window - window.mean(axis=0), full_matrices=False)[2][0]
+        plane = DiscPlane(point_mm=axis_pts[zd], normal=direction if direction[0] > 0 else -direction)
         gaps = [abs(disc_slices[j] - zd) * sp[0] for j in (i - 1, i + 1) if 0 <= j < len(disc_slices)]
         shift = options.disc_shift_fraction * (min(gaps) if gaps else options.body_pitch_mm[0])
         planes.append(match_disc_plane(plane, hu, sp, track, sagittal_deg=options.disc_tilt_search_deg,

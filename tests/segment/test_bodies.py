@@ -146,8 +146,16 @@ def test_phantom_target_dice(phantom_segmented):
     assert all(dice(seg.labels == b.label, ph.body_labels == b.label) >= 0.95 for b in seg.bodies)
 
 
+def test_phantom_volumes_within_10_percent(phantom_segmented):
+    """The boundary sits half-way to the cortical ridge: no voxel layer of blurred cortex outside the body."""
+    ph, seg = phantom_segmented
+    for b in seg.bodies:
+        truth = ph.truth["levels"][b.level.value]["volume_ml"]
+        assert abs(b.voxel_count * ph.ct.voxel_volume_ml / truth - 1) <= 0.10, b.level
+
+
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: volume error <= 3% on the phantom "
-                                       "(today -4 to +15%, worst on small thoracic bodies)")
+                                       "(today -7 to +9%)")
 def test_phantom_target_volume(phantom_segmented):
     ph, seg = phantom_segmented
     for b in seg.bodies:
@@ -206,15 +214,17 @@ def test_abdomen_dice_l1_to_l4(abdomen, abdomen_bodies_ref):
 
 def test_abdomen_bodies_lie_inside_the_whole_vertebra(abdomen, abdomen_whole_ref):
     _, seg = abdomen
-    for level in ("T12", "L1", "L2", "L3", "L4"):
+    for level in ("T12", "L1", "L2", "L3", "L4", "L5"):
         body = seg.labels == Level(level).label
         inside = (abdomen_whole_ref[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]).mean()
         assert inside >= 0.90, (level, inside)
 
 
-def test_abdomen_volumes_l1_l2_l4_l5_within_12_percent(abdomen, abdomen_report):
+def test_abdomen_volumes_l1_to_l5_within_12_percent(abdomen, abdomen_report):
+    """The partial-volume boundary (half-way to the body's own cortical ridge) keeps 3 mm bodies from
+    growing by a voxel layer (~15% of a lumbar body)."""
     ct, seg = abdomen
-    for level in ("L1", "L2", "L4", "L5"):
+    for level in ("L1", "L2", "L3", "L4", "L5"):
         assert abs(volume_error(ct, seg, abdomen_report, level)) <= 0.12, level
 
 
@@ -222,8 +232,8 @@ def test_abdomen_l5_follows_the_lumbosacral_disc(abdomen, abdomen_bodies_ref, ab
     """The L5/S1 disc is tilted ~40 degrees: the matched disc plane keeps S1 out of L5."""
     _, seg = abdomen
     body = seg.labels == Level.L5.label
-    assert dice(body, abdomen_bodies_ref == Level.L5.label) >= 0.78
-    assert (abdomen_whole_ref[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level.L5]).mean() >= 0.85
+    assert dice(body, abdomen_bodies_ref == Level.L5.label) >= 0.82
+    assert (abdomen_whole_ref[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level.L5]).mean() >= 0.90
 
 
 def test_abdomen_resampled_to_1p5mm_keeps_its_names(abdomen):
@@ -244,13 +254,10 @@ def test_abdomen_resampled_to_1p5mm_keeps_its_names(abdomen):
     assert all(b.level_confidence == naming.CONFIDENCE_SACRUM_AND_RIBS for b in fine_seg.bodies)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.80 (>= 0.85 wanted); "
-                                       "L3 volume +16%")
-def test_abdomen_target_l3_l5(abdomen, abdomen_bodies_ref, abdomen_report):
-    ct, seg = abdomen
-    assert dice(seg.labels == 24, abdomen_bodies_ref == 24) >= 0.85
-    for level in ("L3", "L5"):
-        assert abs(volume_error(ct, seg, abdomen_report, level)) <= 0.12
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.84 (>= 0.85 wanted)")
+def test_abdomen_target_l5_dice(abdomen, abdomen_bodies_ref):
+    _, seg = abdomen
+    assert dice(seg.labels == Level.L5.label, abdomen_bodies_ref == Level.L5.label) >= 0.85
 
 
 @pytest.fixture(scope="module")
