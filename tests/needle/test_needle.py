@@ -90,24 +90,90 @@ def _abdomen():
     return ct, seg, _labels(root / "reference/totalseg_total_vertebrae.nii.gz")
 
 
-def test_abdomen_paths_stay_in_bone_and_out_of_canal():
-    from scipy import ndimage
+def _thorax():
+    from pvp_plan.io.load import load_ct
+    from pvp_plan.levels import Level
+    from pvp_plan.segment.external import split_vertebral_bodies
 
+    root = shared_path("thorax_1p5mm")
+    ct = load_ct(root / "ct.nii.gz")
+    vert = np.where(_labels(root / "reference/totalseg_vertebra_T12.nii.gz") > 0, Level("T12").label, 0)
+    bodies = split_vertebral_bodies(vert.astype(np.uint8), spacing_mm=ct.spacing_mm)
+    return ct, Segmentation.from_label_map(bodies, ct, method="external: TotalSegmentator T12, body split"), vert
+
+
+def _reference(case: str, level: str):
+    """CT, body segmentation, whole-vertebra reference mask (vertebra | body) of one level of a real CT."""
     from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
 
-    ct, seg, vert = _abdomen()
-    for level in ("L1", "L3"):
-        vmask = ndimage.binary_dilation((vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]) | seg.mask(level))
-        for p in plan_level_needle_paths(ct, seg, level):
-            a, b = np.array(p.bone_entry_lps_mm), np.array(p.target_lps_mm)
-            idx = np.round(ct.lps_to_index(a + np.linspace(0, 1, 50)[:, None] * (b - a))).astype(int)
-            assert vmask[idx[:, 0], idx[:, 1], idx[:, 2]].mean() >= 0.9  # 3 mm voxels: one-voxel rim allowed
-            assert p.min_distance_to_medial_wall_mm is not None and p.min_distance_to_medial_wall_mm > 0
+    if case == "abdomen_3mm":
+        ct, seg, vert = _abdomen()
+        vmask = vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]
+    else:
+        ct, seg, vert = _thorax()
+        vmask = vert > 0
+    return ct, seg, vmask | seg.mask(level)
 
 
-@pytest.mark.xfail(reason="3 mm real CT: pedicle sections at 200 HU are cortex fragments; widths read 1-12 mm (known gap)")
-def test_abdomen_widths_in_published_range():
-    ct, seg, _ = _abdomen()
-    for level in ("L1", "L3"):
-        for p in plan_level_needle_paths(ct, seg, level):
-            assert PEDICLE_WIDTH_LUMBAR_MM.low - 1.5 <= p.pedicle.width_mm <= PEDICLE_WIDTH_LUMBAR_MM.high
+def _reference_canal_distance_mm(vmask: np.ndarray, spacing_mm) -> np.ndarray:
+    """Distance (mm) to the reference canal: per axial slice, the largest hole (>= 60 mm^2) of the vertebra ring
+    (closed by one voxel, as the 3 mm reference masks leave it open by a voxel)."""
+    from scipy import ndimage
+
+    canal = np.zeros(vmask.shape, bool)
+    for z in range(vmask.shape[0]):
+        ring = ndimage.binary_closing(np.pad(vmask[z], 2), iterations=1)[2:-2, 2:-2] | vmask[z]
+        holes = ndimage.binary_fill_holes(ring) & ~ring
+        lab, n = ndimage.label(holes)
+        if n:
+            areas = np.asarray(ndimage.sum(holes, lab, range(1, n + 1))) * spacing_mm[1] * spacing_mm[2]
+            if areas.max() >= 60.0:
+                canal[z] = lab == int(np.argmax(areas)) + 1
+    assert canal.any(), "reference canal not found"
+    return ndimage.distance_transform_edt(~canal, sampling=spacing_mm)
+
+
+def _path_against_reference(ct, path, vmask, canal_d):
+    """(fraction of the bone-entry -> target segment inside the reference vertebra, min distance to its canal)."""
+    a, b = np.array(path.bone_entry_lps_mm), np.array(path.target_lps_mm)
+    idx = np.round(ct.lps_to_index(a + np.linspace(0, 1, 60)[:, None] * (b - a))).astype(int)
+    idx = np.clip(idx, 0, np.array(ct.shape) - 1)
+    return float(vmask[tuple(idx.T)].mean()), float(canal_d[tuple(idx.T)].min())
+
+
+_REAL_LEVELS = [("abdomen_3mm", lv) for lv in ("L1", "L2", "L3", "L4", "L5")] + [("thorax_1p5mm", "T12")]
+
+
+@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
+def test_real_ct_safety_flags_agree_with_reference(case, level):
+    """A path called safe stays inside the reference vertebra and clear of its canal; a path that crosses the
+    reference canal is flagged ``enters_canal``. (The planner never sees the reference: CT and bodies only.)"""
+    ct, seg, vmask = _reference(case, level)
+    canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
+    for p in plan_level_needle_paths(ct, seg, level):
+        if p.target_lps_mm is None:
+            assert not p.safe and {n.code for n in p.notices} == {"pedicle_not_found"}
+            continue
+        inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+        if p.safe:
+            assert inside >= 0.95 and canal_mm > 0.0, (p.side, inside, canal_mm)
+        if canal_mm == 0.0:
+            assert "enters_canal" in {n.code for n in p.notices}, p.side
+
+
+@pytest.mark.xfail(strict=True, reason="issue 5 done-when not met on real CT yet: at 3 mm (and 1.5 mm) pedicles are "
+                   "not found on some sides, and found isthmus centres sit off the pedicle, so paths cross the "
+                   "canal or read widths outside the published range")
+@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
+def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level):
+    from pvp_plan.rules.needle import PEDICLE_WIDTH_THORACIC_MM
+
+    ct, seg, vmask = _reference(case, level)
+    canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
+    band = PEDICLE_WIDTH_THORACIC_MM if level.startswith("T") else PEDICLE_WIDTH_LUMBAR_MM
+    for p in plan_level_needle_paths(ct, seg, level):
+        assert p.target_lps_mm is not None, p.side
+        inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+        assert inside >= 0.95 and canal_mm > 0.0, (p.side, inside, canal_mm)
+        assert p.safe, (p.side, [n.code for n in p.notices])
+        assert band.low <= p.pedicle.width_mm <= band.high, (p.side, p.pedicle.width_mm)
