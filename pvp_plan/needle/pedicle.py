@@ -11,13 +11,16 @@ The segmentation labels bodies only, so the posterior elements are found on the 
    open (between the pedicles of two levels), the canal is the non-bone region there, bounded by the
    canal found in the closed slices.
 
-:func:`find_pedicle` then takes, in coronal sections between the body's posterior wall and the back of
-the canal, the filled bone next to the canal; their centres give a first pedicle axis. Sections
-perpendicular to the axis are then sampled every 0.5 mm; their centres refine the axis, and the
-isthmus is the section of smallest mediolateral width. Widths and heights are read, cortex included,
-on interpolated (cubic) HU profiles through the section centre: each outer edge is the steepest fall
-of HU near the filled section's border, a sub-voxel edge that holds for a thin cortex at 0.8 mm and
-at 3 mm voxels alike. Frames: arrays (z, y, x), points LPS (x, y, z) mm.
+:func:`find_pedicle` then follows the pedicle's medial path: on a 0.5 mm grid, the cheapest route from the
+bone touching the body to the bone behind the canal, lateral to the canal, at a cost that keeps it in the
+middle of the bone (``1 / depth^4``, depth the distance to the nearest non-bone), so it does not depend
+on clean sections at coarse voxels. Sections perpendicular to the path's direction are then sampled
+every 0.5 mm along it; their centres refine the axis, and the isthmus is the section of smallest
+mediolateral width. Widths and heights are read, cortex included, on interpolated (cubic) HU profiles
+through the section centre: each outer edge is the steepest fall of HU near the filled section's border,
+a sub-voxel edge that holds for a thin cortex at 0.8 mm and at 3 mm voxels alike. Each slice's canal is
+cut where it leaks into a pedicle core through a cortical gap. Frames: arrays (z, y, x), points LPS
+(x, y, z) mm.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.graph import MCP_Geometric
 
 from pvp_plan.io.ct_volume import CTVolume
 
@@ -38,12 +42,18 @@ BONE_EDGE_FRACTION = 0.4
 #: Never threshold bone below this (HU), whatever the local contrast.
 MIN_BONE_HU = 150.0
 _CLOSING_RADIUS_MM = 2.0  # closes a pedicle's cortical ring whose core reads like soft tissue
+_CANAL_OPENING_MM = 2.0  # a canal leak through a narrower gap is cut off
 _MAX_FILLED_HOLE_MM2 = 400.0  # holes filled as cancellous bone (pedicle and arch cores); the canal stays open
 _STEP_MM = 0.25  # in-plane sampling of perpendicular sections
 _PROFILE_STEP_MM = 0.1  # sampling of the HU profiles that give widths and heights
 _HALF_MM = 15.0
-_RING_MARGIN_MM = 6.0  # pedicle slices: those where the ring is closed, and this margin
 _STATION_MM = 0.5
+_GRID_MM = 0.5  # grid of the medial path and bone depth
+_LATERAL_REACH_MM = 20.0  # the path stays within this distance lateral of the canal (ribs lie beyond)
+_PATH_END_MM = 1.0  # the isthmus is not within this arc length of the path's ends
+_AXIS_ITERATIONS = 4
+_DEFAULT_CANAL_HALF_WIDTH_MM = 8.0  # when no canal is found
+_DEFAULT_CANAL_DEPTH_MM = 16.0
 
 
 @dataclass(frozen=True)
@@ -181,13 +191,29 @@ def _fill_and_canal(bone, body, *, xm, ypw, spacing_mm) -> tuple[np.ndarray, np.
             small = np.isin(lab, 1 + np.nonzero(areas <= _MAX_FILLED_HOLE_MM2)[0]) & (lab != k)
             filled[z] |= small & ~body[z]
         if k:
-            canal[z] = lab == k
+            canal[z] = _canal_without_leaks(lab == k, sp)
+            filled[z] |= (lab == k) & ~canal[z] & ~body[z]  # a pedicle core reached through a cortical gap
         else:
             open_slices.append(z)
     closed = canal.any(axis=(1, 2))
     if open_slices:
         _open_canal(canal, bone | body, open_slices, ix=ix, ya=ya, spacing_mm=sp)
     return filled, canal, closed
+
+
+def _canal_without_leaks(hole: np.ndarray, spacing_mm) -> np.ndarray:
+    """The canal hole of a slice less what leaks through a gap narrower than ``2 * _CANAL_OPENING_MM`` (a
+    pedicle's cancellous core reached through a break in its medial cortex): opened, its largest part
+    kept and grown back by the opening's radius, within the hole."""
+    r = np.maximum(1, np.round(_CANAL_OPENING_MM / np.asarray(spacing_mm[1:], float))).astype(int)
+    g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    disk = (g[0] / r[0]) ** 2 + (g[1] / r[1]) ** 2 <= 1.0
+    opened = ndimage.binary_opening(hole, disk)
+    lab, n = ndimage.label(opened)
+    if n == 0:
+        return hole
+    main = lab == int(np.argmax(ndimage.sum(opened, lab, range(1, n + 1)))) + 1
+    return hole & ndimage.binary_dilation(main, disk)
 
 
 def _open_canal(canal, solid, slices, *, ix, ya, spacing_mm) -> None:
@@ -211,132 +237,101 @@ def _open_canal(canal, solid, slices, *, ix, ya, spacing_mm) -> None:
 
 
 def find_pedicle(ct: CTVolume, lb: LevelBone, frame: BodyFrame, side: str) -> PedicleFit | None:
-    """Fit the pedicle axis from coronal sections, then measure sections perpendicular to it.
+    """Find the pedicle on one side and measure its isthmus.
 
-    In each coronal section the pedicle is first taken as the filled bone nearest the canal (so a rib or
-    a transverse process is not mistaken for it); when that gives nothing, as the largest bone section.
+    The pedicle is the bone bridge from the body to the posterior arch lateral to the canal. Its medial
+    path (:func:`_medial_path`) runs through the middle of that bridge; the isthmus is where the path's
+    bone depth (distance to the nearest non-bone) is smallest, the axis is the path's direction there,
+    and widths and heights are read on sections perpendicular to that axis (:func:`_measure_isthmus`).
     """
-    for pick in ("canal", "nearest", "largest"):
-        pts = _coronal_centres(ct, lb, frame, side, pick=pick)
-        if pts is None:
-            continue
-        axis = _fit_axis(pts)
-        fit = None
-        for _ in range(4):  # refine: the axis through the centres of the perpendicular sections
-            new_fit, centres = _measure_isthmus(ct, lb, pts, axis, side)
-            fit = new_fit or fit
-            if len(centres) < 3:
-                break
-            new = _fit_axis(np.asarray(centres))
-            turn_deg = np.degrees(np.arccos(min(1.0, abs(float(new @ axis)))))
-            if turn_deg > 25.0:
-                break
-            axis, pts = new, np.asarray(centres)
-            if turn_deg < 0.5:
-                fit = _measure_isthmus(ct, lb, pts, axis, side)[0] or fit
-                break
-        if fit is not None:
-            return fit
-    return None
+    path = _medial_path(ct, lb, frame, side)
+    if path is None:
+        return None
+    pts, depth_mm = path
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    inner = (arc >= _PATH_END_MM) & (arc <= arc[-1] - _PATH_END_MM)
+    if inner.sum() < 3:
+        return None
+    pts = pts[inner]
+    axis = _fit_axis(pts)
+    fit = None
+    for _ in range(_AXIS_ITERATIONS):  # refine: the axis through the centres of the perpendicular sections
+        new_fit, centres = _measure_isthmus(ct, lb, pts, axis, side)
+        fit = new_fit or fit
+        if len(centres) < 3:
+            break
+        new = _fit_axis(np.asarray(centres))
+        turn_deg = np.degrees(np.arccos(min(1.0, abs(float(new @ axis)))))
+        if turn_deg > 25.0:
+            break
+        axis, pts = new, np.asarray(centres)
+        if turn_deg < 0.5:
+            fit = _measure_isthmus(ct, lb, pts, axis, side)[0] or fit
+            break
+    return fit
 
 
-def _coronal_centres(ct, lb, frame, side, *, pick) -> np.ndarray | None:
-    """LPS centres of the pedicle's coronal sections, small sections only.
+def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pedicle's medial path on one side: LPS points (n, 3) from the body to the arch, and bone depth (mm).
 
-    In each coronal section (z, x) behind the body, the pedicle is the filled bone lateral to the canal on
-    the canal's own rows (``pick="nearest"``: the component whose medial border is closest to the canal's
-    lateral wall, within 6 mm), or the largest bone section (``pick="largest"``).
+    On a ``_GRID_MM`` grid over the body's slices, from the midline to ``_LATERAL_REACH_MM`` lateral of
+    the canal: the bone (filled bone or body, canal excluded) and its depth (Euclidean distance to the
+    nearest non-bone). The path is the cheapest route, at cost ``1 / depth^4`` per mm (so it keeps to
+    the middle of the bone), from the bone touching the body to the bone behind the canal, through
+    bone that is neither the body nor medial to the canal's lateral wall (the lamina, the other side).
     """
-    sz, sy, sx = ct.spacing_mm
+    sp = np.asarray(ct.spacing_mm, float)
     sign = SIDE_SIGN[side]
-    oz, oy, ox = lb.origin_index
-    xm = frame.midline_x - ox
-    y_start = int(np.ceil(frame.posterior_wall_y - oy)) + 1
-    y_stop = int(np.nonzero(lb.canal.any(axis=(0, 2)))[0].max()) + 1 if lb.canal.any() else y_start + int(25 / sy)
-    lat = (np.arange(lb.filled.shape[2]) - xm) * sign * sx  # mm lateral of the midline on this side
-    rows = _pedicle_rows(lb, frame, sz)
-    cents, areas = [], []
-    for y in range(y_start, min(y_stop, lb.filled.shape[1])):
-        sec = lb.filled[:, y, :] & ~lb.body[:, y, :] & (lat >= 2.0)[None, :] & rows[:, None]
-        if pick == "canal":
-            c = _runs_beside_canal(sec, lb.canal[:, y, :], lat)
-            if c is not None:
-                cents.append((oz + c[0], oy + y, ox + c[1]))
-                areas.append(c[2] * sz * sx)
-            continue
-        sec = ndimage.binary_fill_holes(sec)
-        lab, n = ndimage.label(sec)
-        if n == 0:
-            continue
-        sizes = np.asarray(ndimage.sum(sec, lab, range(1, n + 1)))
-        coms = np.array(ndimage.center_of_mass(sec, lab, range(1, n + 1))).reshape(-1, 2)
-        key = -sizes.astype(float) if pick == "largest" else _gap_to_canal(lab, n, lb.canal[:, y, :], lat)
-        key[sizes * sz * sx < 6.0] = np.inf  # ignore specks
-        if not np.isfinite(key).any():
-            continue
-        k = int(np.argmin(key))
-        cents.append((oz + coms[k, 0], oy + y, ox + coms[k, 1]))
-        areas.append(sizes[k] * sz * sx)
-    if len(cents) < 2:
+    o = lb.origin_index
+    xm, ypw = frame.midline_x - o[2], frame.posterior_wall_y - o[1]
+    wall_mm, back_mm = _canal_extent(lb, xm, ypw, sign, sp)
+    zz = np.arange(frame.z_range[0] - o[0], frame.z_range[1] - o[0] + 1e-6, _GRID_MM / sp[0])
+    back_mm_max = float(np.nanmax(back_mm))
+    yy = ypw + np.arange(-6.0, back_mm_max + 12.0, _GRID_MM) / sp[1]
+    lat = np.arange(0.0, float(np.nanmax(wall_mm)) + _LATERAL_REACH_MM, _GRID_MM)
+    xx = xm + sign * lat / sp[2]
+    zb = np.clip(np.round(zz).astype(int), 0, lb.filled.shape[0] - 1)
+    g = np.meshgrid(zz, yy, xx, indexing="ij")
+    coords = np.stack([a.ravel() for a in g])
+
+    def up(a):
+        return ndimage.map_coordinates(a.astype(np.float32), coords, order=1, mode="nearest").reshape(g[0].shape) > 0.5
+
+    body, canal = up(lb.body), up(lb.canal)
+    bone = (up(lb.filled) | body) & ~canal
+    depth = ndimage.distance_transform_edt(np.pad(bone, 1, mode="edge"), sampling=_GRID_MM)[1:-1, 1:-1, 1:-1]
+    behind_mm = (yy - ypw) * sp[1]
+    region = bone & ~body & (lat[None, None, :] >= wall_mm[zb][:, None, None] - 1.0)
+    source = region & ndimage.binary_dilation(body, iterations=3)
+    sink = region & (behind_mm[None, :, None] >= back_mm[zb][:, None, None] - 2.0)
+    if not source.any() or not sink.any():
         return None
-    cents, areas = np.array(cents, float), np.array(areas)
-    keep = areas <= 2.0 * areas.min() + 1e-9
-    if keep.sum() < 2:
-        keep[:] = True
-    return ct.index_to_lps(cents[keep])
-
-
-def _runs_beside_canal(sec: np.ndarray, canal: np.ndarray, lat_mm: np.ndarray) -> tuple | None:
-    """Centre (z, x index) and size (voxels) of the bone runs that start at the canal's lateral wall.
-
-    Row by row (z) of a coronal section: the run of bone beginning within one voxel lateral of the canal
-    and going laterally; its midpoint is the pedicle's centre on that row.
-    """
-    order = np.argsort(lat_mm)  # medial to lateral on this side
-    zs, xs, n = [], [], 0
-    for z in np.nonzero(canal.any(axis=1))[0]:
-        line_c, line_b = canal[z, order], sec[z, order]
-        start = int(np.nonzero(line_c)[0].max()) + 1
-        if start < len(line_b) and not line_b[start]:
-            start += 1
-        if start >= len(line_b) or not line_b[start]:
-            continue
-        stop = start
-        while stop + 1 < len(line_b) and line_b[stop + 1]:
-            stop += 1
-        zs.append(z)
-        xs.append(0.5 * (order[start] + order[stop]))
-        n += stop - start + 1
-    if not zs:
+    cost = np.where(region, 1.0 / (depth + 0.1) ** 4, np.inf)
+    mcp = MCP_Geometric(cost)
+    ends = np.argwhere(sink)
+    cum, _ = mcp.find_costs(np.argwhere(source), ends, find_all_ends=False)
+    reached = cum[tuple(ends.T)]
+    if not np.isfinite(reached).any():
         return None
-    return float(np.mean(zs)), float(np.mean(xs)), n
+    idx = np.array(mcp.traceback(tuple(ends[int(np.argmin(reached))])))
+    box_idx = np.stack([zz[idx[:, 0]], yy[idx[:, 1]], xx[idx[:, 2]]], axis=1)
+    return ct.index_to_lps(box_idx + o), depth[tuple(idx.T)]
 
 
-def _pedicle_rows(lb: LevelBone, frame: BodyFrame, spacing_z_mm: float) -> np.ndarray:
-    """Box slices (z) that may hold the pedicles: where the ring around the canal is closed, 6 mm of margin,
-    within the body's own slices; all the body's slices when the ring never closes."""
-    z = np.arange(lb.filled.shape[0]) + lb.origin_index[0]
-    in_body = (z >= frame.z_range[0]) & (z <= frame.z_range[1])
-    margin = max(1, int(round(_RING_MARGIN_MM / spacing_z_mm)))
-    ring = ndimage.binary_dilation(lb.ring_closed, iterations=margin) & in_body
-    return ring if ring.any() else in_body
-
-
-def _gap_to_canal(lab: np.ndarray, n: int, canal: np.ndarray, lat_mm: np.ndarray) -> np.ndarray:
-    """Per component of a coronal section: median gap (mm) from the canal's lateral wall to the component's
-    medial border, on the rows (z) both occupy; inf when they share no row, lie medial, or gap > 6 mm."""
-    gaps = np.full(n, np.inf)
-    wall = np.where(canal, lat_mm[None, :], -np.inf).max(axis=1)  # canal's lateral wall per row
-    for k in range(1, n + 1):
-        comp = lab == k
-        rows = np.nonzero(comp.any(axis=1) & np.isfinite(wall))[0]
-        if not len(rows):
-            continue
-        medial = np.where(comp[rows], lat_mm[None, :], np.inf).min(axis=1)
-        g = float(np.median(medial - wall[rows]))
-        if -1e-6 <= g <= 6.0:
-            gaps[k - 1] = g
-    return gaps
+def _canal_extent(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
+    """Per box slice (z): the canal's lateral wall on this side (mm lateral of the midline) and its back (mm
+    behind the body's posterior wall); slices without canal take the median of the others (or 8 and 16 mm)."""
+    nz = lb.canal.shape[0]
+    wall, back = np.full(nz, np.nan), np.full(nz, np.nan)
+    for z in range(nz):
+        yi, xi = np.nonzero(lb.canal[z])
+        lat = (xi - xm) * sign * sp[2]
+        if (lat > 0).any():
+            wall[z] = lat.max()
+            back[z] = (yi.max() - ypw) * sp[1]
+    for a, default in ((wall, _DEFAULT_CANAL_HALF_WIDTH_MM), (back, _DEFAULT_CANAL_DEPTH_MM)):
+        a[np.isnan(a)] = np.nanmedian(a) if np.isfinite(a).any() else default
+    return wall, back
 
 
 def _fit_axis(pts: np.ndarray) -> np.ndarray:
