@@ -18,11 +18,22 @@ from skimage.segmentation import watershed
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
-from pvp_plan.segment.working_grid import ball
+from pvp_plan.segment.working_grid import ball, disk_in_plane, slice_enclosures
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    return np.stack([ndimage.binary_fill_holes(s) for s in mask])
+    """``ndimage.binary_fill_holes`` of each axial slice: background not 4-connected to the slice's edge.
+
+    Same result as filling slice by slice, computed with one in-slice labelling of the background inside the
+    mask's bounding box (background outside the box, and on the box's faces, always reaches the edge).
+    """
+    out = np.array(mask, dtype=bool)
+    box = ndimage.find_objects(out.view(np.uint8))
+    if not box:
+        return out
+    lab, hole = slice_enclosures(~out[box[0]])
+    out[box[0]] |= hole[lab]
+    return out
 
 
 def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -32,31 +43,46 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
     """
     lo, hi = options.vessel_hu
     size = [max(3, int(round(3.0 / s)) | 1) for s in spacing_mm]
-    mean = ndimage.uniform_filter(hu, size)
-    sq = ndimage.uniform_filter(hu * hu, size)
+    opening = ball(options.vessel_opening_mm, spacing_mm)
+    out = np.zeros(hu.shape, bool)
+    enhanced = (hu > lo) & (hu < hi)
+    found = ndimage.find_objects(enhanced.view(np.uint8))
+    if not found:
+        return out
+    # the filters and the opening reach only a few voxels past the enhanced ones: work in their bounding box
+    reach = [max(a // 2, b // 2) for a, b in zip(size, opening.shape)]
+    box = tuple(slice(max(0, s.start - r), min(n, s.stop + r)) for s, r, n in zip(found[0], reach, hu.shape))
+    sub = hu[box]
+    mean = ndimage.uniform_filter(sub, size)
+    sq = ndimage.uniform_filter(sub * sub, size)
     std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
-    cand = (hu > lo) & (hu < hi) & (std < 35.0)
+    cand = enhanced[box] & (std < 35.0)
+    del mean, sq, std
     ring = hu > 300.0
     max_px = 2500.0 / (spacing_mm[1] * spacing_mm[2])  # larger enclosures are the thorax (ribs + sternum)
-    for z in range(hu.shape[0]):
-        holes = ndimage.binary_fill_holes(ring[z]) & ~ring[z]
-        if holes.any():
-            lab, _ = ndimage.label(holes)
-            small = np.bincount(lab.ravel()) <= max_px
-            small[0] = False
-            cand[z] &= ~small[lab]
-    cand = ndimage.binary_opening(cand, ball(5.0, spacing_mm))
+    # enclosures: in-slice background components of the ring (whole slices) not reaching the slice's edge
+    lab, enclosed = slice_enclosures(~ring)
+    small = enclosed & (np.bincount(lab.ravel()) <= max_px)
+    cand &= ~small[lab[box]]
+    del lab
+    cand = ndimage.binary_opening(cand, opening)
     lab, n = ndimage.label(cand)
     if n == 0:
-        return cand
+        return out
     tall = [i + 1 for i, o in enumerate(ndimage.find_objects(lab))
             if o is not None and (o[0].stop - o[0].start) * spacing_mm[0] >= options.vessel_min_length_mm]
-    return np.isin(lab, tall)
+    out[box] = np.isin(lab, tall)
+    return out
 
 
 def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray, t_body: float,
-                options: ColumnOptions) -> np.ndarray:
-    """Bone and marrow of the bodies in front of the canal, vessels and posterior elements removed."""
+                options: ColumnOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Bone and marrow of the bodies in front of the canal, vessels and posterior elements removed.
+
+    Returns the body column and the pedicle roots (or sacral alae) cut off its sections by
+    :func:`detach_pedicle_roots`: the bodies' volumes leave them out, but the sacrum test still
+    needs to know what bone the sections were attached to.
+    """
     region = column_region(hu.shape, spacing_mm, track, half_width_mm=options.body_half_width_mm,
                            depth_mm=options.body_depth_mm)
     region[: track.z_range[0]] = False
@@ -68,10 +94,39 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
         markers[ndimage.binary_erosion(vessels, ball(1.5, spacing_mm)) & mask] = 2
         markers[core & mask & (markers == 0)] = 1
         mask &= watershed(hu, markers, mask=mask) == 1
-    mask = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
+    opened = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
+    mask = detach_pedicle_roots(opened, spacing_mm, options)
     lab, _ = ndimage.label(mask)
     keep = np.unique(lab[core & mask])
-    return np.isin(lab, keep[keep > 0])
+    return np.isin(lab, keep[keep > 0]), opened & ~mask
+
+
+def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
+    """Cut the pedicle roots and other narrow bony bridges off the body section, slice by slice.
+
+    An in-plane opening with a disk wider than a pedicle keeps the body's round section; the voxels
+    within ``options.root_regrow_mm`` of it are given back so the body's own cortex is not shaved.
+    """
+    if options.pedicle_root_mm <= 0:
+        return mask
+    section = ndimage.binary_opening(mask, disk_in_plane(options.pedicle_root_mm, spacing_mm))
+    return mask & ndimage.binary_dilation(section, disk_in_plane(options.root_regrow_mm, spacing_mm))
+
+
+def disc_bands_mm(planes: list[DiscPlane], options: ColumnOptions) -> list[float]:
+    """Half-thickness (mm) of the band around each disc plane where low-HU voxels count as disc.
+
+    ``options.disc_band_fraction`` of the distance to the nearest neighbouring disc (discs are ~4 mm
+    thick between ~20 mm thoracic bodies, ~10 mm between ~30 mm lumbar ones), 2 mm to
+    ``options.disc_band_mm``.
+    """
+    out = []
+    for i, plane in enumerate(planes):
+        gaps = [abs(float((planes[j].point_mm - plane.point_mm) @ plane.normal))
+                for j in (i - 1, i + 1) if 0 <= j < len(planes)]
+        band = options.disc_band_fraction * min(gaps) if gaps else options.disc_band_mm
+        out.append(float(np.clip(band, 2.0, options.disc_band_mm)))
+    return out
 
 
 def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.ndarray, disc_max_hu: float,
@@ -81,10 +136,10 @@ def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.
     pos = idx * np.asarray(spacing_mm)
     seg = np.zeros(len(idx), np.int16)
     near_disc = np.zeros(len(idx), bool)
-    for plane in planes:
+    for plane, band in zip(planes, disc_bands_mm(planes, options)):
         d = plane.signed_distance_mm(pos)
         seg += (d > 0).astype(np.int16)
-        near_disc |= np.abs(d) < options.disc_band_mm
+        near_disc |= np.abs(d) < band
     keep = ~(near_disc & (hu[tuple(idx.T)] < disc_max_hu))
     out = np.full(mask.shape, -1, np.int16)
     out[tuple(idx[keep].T)] = seg[keep]
@@ -98,18 +153,29 @@ def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
     most, not the largest: a vessel or rib attached to the level's slab can be larger than the body.
     """
     out = np.full(seg.shape, -1, np.int16)
-    for k in np.unique(seg):
-        if k < 0:
+    for k, box in enumerate(ndimage.find_objects(seg + 1)):  # object k holds segment k
+        if box is None:
             continue
-        m = seg == k
+        # within the segment's bounding box: background on the box's faces reaches the outside anyway
+        m = seg[box] == k
         lab, n = ndimage.label(m)
         if n > 1:
-            in_core = np.bincount(lab[core], minlength=n + 1)[1:]
+            in_core = np.bincount(lab[core[box]], minlength=n + 1)[1:]
             sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
             best = int(np.argmax(in_core)) if in_core.max() > 0 else int(np.argmax(sizes))
             m = lab == best + 1
         m = fill_holes_per_slice(ndimage.binary_fill_holes(m))
-        out[m & (out < 0)] = k
+        region = out[box]
+        region[m & (region < 0)] = k
+    return out
+
+
+def segment_slices(seg: np.ndarray) -> dict[int, np.ndarray]:
+    """Per segment (``seg`` >= 0), the indices of the axial slices it occupies, ascending."""
+    out = {}
+    for k, box in enumerate(ndimage.find_objects(seg + 1)):  # object k holds segment k
+        if box is not None:
+            out[k] = box[0].start + np.flatnonzero((seg[box] == k).any(axis=(1, 2)))
     return out
 
 
@@ -128,17 +194,28 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
     ``labels`` is the coarse result repeated onto the CT grid (-1 = background); ``hu`` the CT's HU.
     """
     out = np.full(labels.shape, -1, np.int16)
-    struct = np.ones(tuple(2 * f + 1 for f in factors), bool)
-    objects = ndimage.find_objects(labels + 1)  # object i holds label i + 1, i.e. segment i
+    size = tuple(2 * f + 1 for f in factors)
+    # bounding box of all levels first (cheap projections), so the per-level boxes come from a small array
+    fg = labels >= 0
+    zs = np.flatnonzero(fg.any(axis=(1, 2)))
+    if not zs.size:
+        return out
+    ys = np.flatnonzero(fg[zs[0]:zs[-1] + 1].any(axis=(0, 2)))
+    xs = np.flatnonzero(fg[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
+    lo = (int(zs[0]), int(ys[0]), int(xs[0]))
+    used = labels[lo[0]:zs[-1] + 1, lo[1]:ys[-1] + 1, lo[2]:xs[-1] + 1]
+    objects = ndimage.find_objects(used + 1)  # object i holds label i + 1, i.e. segment i
     for k, box in enumerate(objects):
         if box is None:
             continue
-        box = tuple(slice(max(0, s.start - 2 * f), min(n, s.stop + 2 * f))
-                    for s, f, n in zip(box, factors, labels.shape))
+        box = tuple(slice(max(0, a + s.start - 2 * f), min(n, a + s.stop + 2 * f))
+                    for s, a, f, n in zip(box, lo, factors, labels.shape))
         mk = labels[box] == k
         smooth = ndimage.gaussian_filter(hu[box].astype(np.float32), 0.5 / np.asarray(spacing_mm))
-        new = fill_holes_per_slice((smooth > t_edge) & ndimage.binary_dilation(mk, struct))
-        new = fill_holes_per_slice(new | ndimage.binary_erosion(mk, struct))
+        # binary dilation / erosion by a box of ones (zero border), as separable 1-D max / min filters
+        grown = ndimage.maximum_filter(mk, size=size, mode="constant", cval=0)
+        new = fill_holes_per_slice((smooth > t_edge) & grown)
+        new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=size, mode="constant", cval=0))
         lab, n = ndimage.label(new)
         if n > 1:
             new = lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)

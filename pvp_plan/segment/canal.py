@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from pvp_plan.errors import SegmentationError
 from pvp_plan.segment.column_options import ColumnOptions
+from pvp_plan.segment.working_grid import IN_SLICE
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,17 @@ class CanalTrack:
 
 def _bone_within(bone: np.ndarray, axis: int, n: int, forward: bool) -> np.ndarray:
     """True where bone lies within ``n`` voxels along +axis (forward) or -axis, the voxel itself excluded."""
-    c = np.cumsum(bone, axis=axis, dtype=np.int32)
-    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
-    length = bone.shape[axis]
-    idx = np.arange(length)
+    # any() over the n voxels starting at i (forward) or ending at i (backward), then shifted by one voxel
+    window = ndimage.maximum_filter1d(bone, size=n, axis=axis, mode="constant", cval=0,
+                                      origin=-(n // 2) if forward else (n - 1) // 2)
+    out = np.zeros(bone.shape, bool)
+    near, far = [slice(None)] * bone.ndim, [slice(None)] * bone.ndim
+    near[axis], far[axis] = slice(0, -1), slice(1, None)
     if forward:
-        lo, hi = idx + 1, np.minimum(idx + 1 + n, length)
+        out[tuple(near)] = window[tuple(far)]
     else:
-        lo, hi = np.maximum(idx - n, 0), idx
-    return (np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)) > 0
+        out[tuple(far)] = window[tuple(near)]
+    return out
 
 
 def canal_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -66,18 +69,27 @@ def canal_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray
 
 
 def _candidates(mask: np.ndarray, spacing_mm, min_area_mm2: float = 10.0) -> list[list[tuple[float, float, float]]]:
-    """Per slice: (y, x, area_mm2) of each connected candidate region."""
+    """Per slice: (y, x, area_mm2) of each connected candidate region (4-connected in the slice).
+
+    Regions are listed in raster order of their first voxel; centres are the voxel means (sums taken in
+    raster order, as ``ndimage.center_of_mass`` does slice by slice).
+    """
     px = spacing_mm[1] * spacing_mm[2]
-    out = []
-    for sl in mask:
-        lab, n = ndimage.label(sl)
-        found = []
-        if n:
-            idx = np.arange(1, n + 1)
-            areas = ndimage.sum(sl, lab, idx) * px
-            centres = ndimage.center_of_mass(sl, lab, idx)
-            found = [(cy, cx, a) for (cy, cx), a in zip(centres, areas) if a >= min_area_mm2]
-        out.append(found)
+    out: list[list[tuple[float, float, float]]] = [[] for _ in range(mask.shape[0])]
+    lab, n = ndimage.label(mask, structure=IN_SLICE)
+    if not n:
+        return out
+    flat = np.flatnonzero(lab)
+    ids = lab.ravel()[flat]
+    zz, yy, xx = np.unravel_index(flat, lab.shape)
+    count = np.bincount(ids, minlength=n + 1)[1:].astype(float)
+    cy = np.bincount(ids, weights=yy.astype(float), minlength=n + 1)[1:] / count
+    cx = np.bincount(ids, weights=xx.astype(float), minlength=n + 1)[1:] / count
+    z_of = np.zeros(n, np.intp)
+    z_of[ids - 1] = zz
+    area = count * px
+    for i in np.nonzero(area >= min_area_mm2)[0]:
+        out[z_of[i]].append((cy[i], cx[i], area[i]))
     return out
 
 

@@ -38,9 +38,23 @@ class ColumnOptions:
     body_pitch_mm : tuple of float
         Plausible distance between consecutive discs (thoracic ~20 mm to lumbosacral ~45 mm).
     disc_band_mm : float
-        Half-thickness of the band around a disc plane where low-HU voxels are removed as disc.
+        Largest half-thickness of the band around a disc plane where low-HU voxels are removed as disc.
+    disc_band_fraction : float
+        That half-thickness as a fraction of the distance to the neighbouring disc (thin thoracic discs).
+    disc_shift_fraction : float
+        Largest shift of a disc plane, matched to the image, as a fraction of the distance to the
+        neighbouring disc (keeps it off the dark basivertebral band mid-body).
+    disc_tilt_search_deg : float
+        Largest sagittal tilt of a disc plane away from the spine's axis (lumbosacral angle).
     opening_mm : float
-        Ball radius (mm) of the opening that detaches pedicle roots, osteophyte bridges and vessels.
+        Ball radius (mm) of the opening that detaches osteophyte bridges and vessels.
+    pedicle_root_mm : float
+        Radius (mm) of the in-plane disk that a body section holds and a pedicle root (narrower than
+        ~16 mm where it meets the body) does not; 0 disables the cut.
+    root_regrow_mm : float
+        Voxels within this distance (mm) of the opened section are given back (the body's cortex).
+    vessel_opening_mm : float
+        Ball radius (mm) a vessel section must hold (the aorta at the hiatus is ~15-20 mm wide).
     vessel_hu : tuple of float
         HU range of contrast-enhanced blood (aorta, vena cava).
     vessel_min_length_mm : float
@@ -66,7 +80,13 @@ class ColumnOptions:
     disc_pair_max_mm: float = 12.0
     body_pitch_mm: tuple[float, float] = (17.0, 45.0)
     disc_band_mm: float = 6.0
+    disc_band_fraction: float = 0.25
+    disc_shift_fraction: float = 0.2
+    disc_tilt_search_deg: float = 25.0
     opening_mm: float = 2.0
+    pedicle_root_mm: float = 8.0
+    root_regrow_mm: float = 1.5
+    vessel_opening_mm: float = 3.0
     vessel_hu: tuple[float, float] = (140.0, 600.0)
     vessel_min_length_mm: float = 45.0
     sacrum_width_mm: float = 90.0

@@ -8,13 +8,15 @@ Two signals along the canal, on the body core region (see :func:`pvp_plan.segmen
   body's trabecular bone is wider, since the endplates are a body height apart).
 
 Candidates are then chained with an anatomical prior on the distance between discs and refined
-into oblique planes fitted to the disc's own low-HU voxels (lordosis, kyphosis, scoliosis).
+into oblique planes matched to the image: the tilted, shifted plane that is darkest between two
+bony slabs (lordosis, the lumbosacral angle, kyphosis, scoliosis).
 Positions are in working-grid millimetres (z, y, x).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.signal import find_peaks
@@ -147,41 +149,95 @@ def find_disc_slices(hu: np.ndarray, spacing_mm, core: np.ndarray, track: CanalT
     return _chain(cands, spacing_mm[0], options), profile
 
 
-def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: CanalTrack, disc_max_hu: float,
+def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: CanalTrack, options: ColumnOptions,
                 body_offset_mm: float = 12.0) -> list[DiscPlane]:
-    """One plane per disc: through the column's axis at the disc, refitted to the disc's low-HU voxels."""
+    """One plane per disc: through the column's axis at the disc, then matched to the disc in the image.
+
+    The search may shift a plane by at most ``options.disc_shift_fraction`` of the distance to the
+    nearest neighbouring disc, so a dark band inside a body (basivertebral veins) is never taken
+    for the disc.
+    """
     nz = hu.shape[0]
     sp = np.asarray(spacing_mm)
     axis_pts = np.stack([np.arange(nz) * sp[0], (track.wall_y - body_offset_mm / sp[1]) * sp[1],
                          track.center_yx[:, 1] * sp[2]], axis=1)
     planes = []
-    for zd in disc_slices:
+    for i, zd in enumerate(disc_slices):
         a, b = max(0, zd - 4), min(nz - 1, zd + 4)
         t = axis_pts[b] - axis_pts[a]
         plane = DiscPlane(point_mm=axis_pts[zd], normal=t / np.linalg.norm(t))
-        planes.append(_fit_to_disc(plane, hu, sp, track, disc_max_hu))
+        gaps = [abs(disc_slices[j] - zd) * sp[0] for j in (i - 1, i + 1) if 0 <= j < len(disc_slices)]
+        shift = options.disc_shift_fraction * (min(gaps) if gaps else options.body_pitch_mm[0])
+        planes.append(match_disc_plane(plane, hu, sp, track, sagittal_deg=options.disc_tilt_search_deg,
+                                       max_shift_mm=shift))
     return planes
 
 
-def _fit_to_disc(plane: DiscPlane, hu: np.ndarray, sp: np.ndarray, track: CanalTrack, disc_max_hu: float,
-                 band_mm: float = 9.0) -> DiscPlane:
-    """Refit a disc plane by PCA of the low-HU voxels near it in front of the canal (<= 40 deg correction)."""
+def _slab_mean(cum_hu: np.ndarray, cum_n: np.ndarray, reach_mm: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Mean HU of voxels whose signed distance lies in [lo, hi] mm, from cumulative 1 mm bin sums."""
+    nb = len(cum_hu)
+    i = np.clip((lo + reach_mm).astype(int) - 1, -1, nb - 1)
+    j = np.clip((hi + reach_mm).astype(int), 0, nb - 1)
+    total = cum_hu[j] - np.where(i >= 0, cum_hu[np.maximum(i, 0)], 0.0)
+    count = cum_n[j] - np.where(i >= 0, cum_n[np.maximum(i, 0)], 0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _tilted_normals(normal: np.ndarray, sagittal_deg: float, coronal_deg: float, step_deg: float) -> np.ndarray:
+    """Unit normals (z, y, x) around ``normal``: tilted in the sagittal (z-y) and coronal (z-x) planes."""
+    base_sag = np.degrees(np.arctan2(normal[1], normal[0]))
+    base_cor = np.degrees(np.arctan2(normal[2], normal[0]))
+    out = []
+    for a in np.arange(-sagittal_deg, sagittal_deg + 1e-6, step_deg):
+        for b in np.arange(-coronal_deg, coronal_deg + 1e-6, step_deg):
+            v = np.array([1.0, np.tan(np.radians(base_sag + a)), np.tan(np.radians(base_cor + b))])
+            out.append(v / np.linalg.norm(v))
+    return np.array(out)
+
+
+def match_disc_plane(plane: DiscPlane, hu: np.ndarray, sp: np.ndarray, track: CanalTrack, *,
+                     reach_mm: float = 22.0, disc_half_mm: float = 2.0, bone_mm: tuple[float, float] = (5.0, 12.0),
+                     sagittal_deg: float = 35.0, coronal_deg: float = 15.0, step_deg: float = 2.5,
+                     min_contrast_hu: float = 25.0, max_shift_mm: float = 11.0) -> DiscPlane:
+    """The oblique plane through the body column that best looks like a disc: dark between two bony slabs.
+
+    Every candidate plane (tilted up to ``sagittal_deg`` / ``coronal_deg`` from ``plane`` and shifted
+    up to ``max_shift_mm`` along its normal) is scored on the voxels in front of the canal by the
+    mean HU of a ``2 * disc_half_mm`` slab on the plane against the darker of the two bony slabs
+    ``bone_mm`` above and below it. The best candidate wins if its contrast reaches ``min_contrast_hu``;
+    otherwise ``plane`` is returned unchanged. Positions are working-grid mm (z, y, x).
+    """
     nz, ny, nx = hu.shape
-    z0 = max(0, int((plane.point_mm[0] - 1.5 * band_mm) / sp[0]))
-    z1 = min(nz, int((plane.point_mm[0] + 1.5 * band_mm) / sp[0]) + 1)
-    zz, yy, xx = np.mgrid[z0:z1, 0:ny, 0:nx]
-    pos = np.stack([zz * sp[0], yy * sp[1], xx * sp[2]], -1)
+    z0 = max(0, int((plane.point_mm[0] - reach_mm) / sp[0]))
+    z1 = min(nz, int((plane.point_mm[0] + reach_mm) / sp[0]) + 1)
+    zz, yy, xx = np.nonzero(np.ones((z1 - z0, ny, nx), bool))
+    zz = zz + z0
     wall = track.wall_y[zz] * sp[1]
-    xc = track.center_yx[zz, 1] * sp[2]
-    sub = hu[z0:z1]
-    sel = (np.abs(plane.signed_distance_mm(pos)) < band_mm) & (np.abs(xx * sp[2] - xc) < 12.0) \
-        & (yy * sp[1] > wall - 30.0) & (yy * sp[1] < wall - 2.0) & (sub < disc_max_hu) & (sub > 0)
-    pts = pos[sel]
-    if len(pts) < 15:
+    keep = (np.abs(xx * sp[2] - track.center_yx[zz, 1] * sp[2]) < 12.0) & (yy * sp[1] > wall - 30.0) \
+        & (yy * sp[1] < wall - 2.0)
+    pos = np.stack([zz[keep] * sp[0], yy[keep] * sp[1], xx[keep] * sp[2]], axis=1) - plane.point_mm
+    vals = hu[zz[keep], yy[keep], xx[keep]].astype(np.float64)
+    if len(vals) < 50:
         return plane
-    centre = pts.mean(axis=0)
-    normal = np.linalg.svd(pts - centre, full_matrices=False)[2][-1]
-    normal = normal if normal[0] >= 0 else -normal
-    if np.degrees(np.arccos(np.clip(normal @ plane.normal, -1.0, 1.0))) > 40.0:
+    nb = int(np.ceil(2.0 * reach_mm + 1.0))  # 1 mm bins of signed distance from -reach_mm
+    half = min(reach_mm / 2.0, max_shift_mm)
+    offs = np.arange(-half, half + 1.0)
+    best = (min_contrast_hu, None)
+    for normal in _tilted_normals(plane.normal, sagittal_deg, coronal_deg, step_deg):
+        b = np.clip(np.round(pos @ normal + reach_mm).astype(int), 0, nb - 1)
+        total = np.bincount(b, vals, nb)
+        count = np.bincount(b, minlength=nb)
+        cum_hu, cum_n = np.cumsum(total), np.cumsum(count)
+        slab_mean = partial(_slab_mean, cum_hu, cum_n, reach_mm)
+        disc = slab_mean(offs - disc_half_mm, offs + disc_half_mm)
+        above = slab_mean(offs + bone_mm[0], offs + bone_mm[1])
+        below = slab_mean(offs - bone_mm[1], offs - bone_mm[0])
+        contrast = np.fmin(above, below) - disc
+        if np.all(np.isnan(contrast)):
+            continue
+        i = int(np.nanargmax(contrast))
+        if contrast[i] > best[0]:
+            best = (float(contrast[i]), plane.point_mm + offs[i] * normal, normal)
+    if best[1] is None:
         return plane
-    return DiscPlane(point_mm=centre, normal=normal)
+    return DiscPlane(point_mm=best[1], normal=best[2])

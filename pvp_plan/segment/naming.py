@@ -1,15 +1,18 @@
 """Naming vertebral levels: from anatomy in the image, or from the user's anchor.
 
-Anatomical anchor used: the sacrum (a bony mass whose section, with its alae, is wider than any
-lumbar vertebra) directly below the lowest mobile body, which is then L5. Without the sacrum in
-view the names are counted from the lowest body with a low confidence and a warning asking for
-``--anchor``: the tool never claims more than the image shows. Rib-based naming (lowest
-rib-bearing vertebra = T12) is not implemented yet.
+Anatomical anchors: the sacrum (a bony mass whose section, with its alae, is wider than any
+lumbar vertebra) directly below the lowest mobile body, which is then L5; and the lowest
+rib-bearing vertebra, which is T12. With both in view they must agree (five lumbar-type bodies in
+between); when they do not, the anatomy is transitional (six lumbar-type vertebrae, 11 or 13 rib
+pairs, a sacralised L5) and the tool says so instead of guessing. With neither, the names are
+counted from the lowest body with a low confidence and a warning asking for ``--anchor``: the
+tool never claims more than the image shows. Rib pairs are not counted from T1.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -17,19 +20,30 @@ from scipy import ndimage
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level
+from pvp_plan.segment.canal import CanalTrack
 from pvp_plan.segment.types import Segmentation
 
 NAMING_SOURCE = "pvp-plan level naming"
-#: Level-name confidence with the sacrum as anchor, and without any anatomical anchor.
+#: Level-name confidence: sacrum and lowest rib agree; sacrum alone; lowest rib alone; the two
+#: disagree (transitional anatomy); no anatomical anchor.
+CONFIDENCE_SACRUM_AND_RIBS = 0.95
 CONFIDENCE_SACRUM = 0.85
+CONFIDENCE_RIBS = 0.7
+CONFIDENCE_TRANSITIONAL = 0.4
 CONFIDENCE_UNANCHORED = 0.2
 
 
-def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, bone_hu: float = 180.0) -> float:
-    """Median over segment ``k``'s slices of the left-right extent (mm) of bone connected to its section."""
+def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, z_slices: np.ndarray,
+                       attached: np.ndarray | None = None, bone_hu: float = 180.0) -> float:
+    """Median over segment ``k``'s slices ``z_slices`` of the left-right extent (mm) of bone connected to its section.
+
+    ``attached`` marks tissue cut off the sections (pedicle roots, sacral alae) that still connects them.
+    """
     widths = []
-    for z in np.nonzero((seg == k).any(axis=(1, 2)))[0]:
+    for z in z_slices:
         bone = (hu[z] > bone_hu) | (seg[z] == k)
+        if attached is not None:
+            bone |= attached[z]
         lab, _ = ndimage.label(bone)
         ids = np.unique(lab[seg[z] == k])
         xs = np.nonzero(np.isin(lab, ids[ids > 0]).any(axis=0))[0]
@@ -38,14 +52,105 @@ def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, bone
     return float(np.median(widths)) if widths else 0.0
 
 
-def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, width_mm: float) -> list[int]:
-    """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae)."""
+def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[int, np.ndarray],
+                    width_mm: float, attached: np.ndarray | None = None) -> list[int]:
+    """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae).
+
+    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`);
+    ``attached`` is what :func:`pvp_plan.segment.body_mask.column_mask` cut off the sections.
+    """
     sacral = []
-    for k in sorted(int(v) for v in np.unique(seg) if v >= 0):
-        if connected_width_mm(hu, spacing_mm, seg, k) < width_mm:
+    for k in sorted(slices):
+        if connected_width_mm(hu, spacing_mm, seg, k, slices[k], attached) < width_mm:
             break
         sacral.append(k)
     return sacral
+
+
+def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarray], track: CanalTrack, *,
+                         bone_hu: float = 200.0,
+                         inner_mm: float = 28.0, reach_mm: float = 64.0, outer_mm: float = 110.0,
+                         exclude: set[int] = frozenset()) -> set[int]:
+    """Segments (working-grid labels) with a rib articulating at their level, on either side.
+
+    A rib is bone lateral to the vertebra (more than ``inner_mm`` from the canal's midline, within a
+    band from just in front of the posterior body wall to 60 mm behind it) forming one 3-D piece that
+    reaches beyond ``reach_mm`` laterally: lumbar transverse processes end within ~50 mm of the
+    midline. The rib is assigned to the body at the height of its medial end (its head and neck),
+    not where its sloping shaft crosses, so the 11th and 12th ribs count at their own level.
+    ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`).
+    Frames: (z, y, x) working grid; +x is the patient's left.
+    """
+    nz, ny, nx = hu.shape
+    yy = np.arange(ny)[None, :, None] * spacing_mm[1]
+    lat = np.abs(np.arange(nx)[None, None, :] * spacing_mm[2] - track.center_yx[:, 1][:, None, None] * spacing_mm[2])
+    wall = track.wall_y[:, None, None] * spacing_mm[1]
+    band = (lat > inner_mm) & (lat < outer_mm) & (yy > wall - 15.0) & (yy < wall + 60.0)
+    band[: track.z_range[0]] = False
+    band[track.z_range[1]:] = False
+    lab, n = ndimage.label((hu > bone_hu) & band)
+    if n == 0:
+        return set()
+    out = set()
+    for i, box in enumerate(ndimage.find_objects(lab)):
+        if box is None:
+            continue
+        piece = lab[box] == i + 1
+        idx = np.argwhere(piece) + [s.start for s in box]
+        d = lat[idx[:, 0], 0, idx[:, 2]]
+        if d.max() < reach_mm or d.min() > inner_mm + 4.0:
+            continue  # a transverse process, or a rib shaft cut off from its head
+        if any(zs.size and idx[:, 0].min() <= zs.max() and idx[:, 0].max() >= zs.min()
+               for k, zs in slices.items() if k in exclude):
+            continue  # the ilium beside the sacrum
+        medial = idx[d < d.min() + 8.0, 0]
+        if np.median(medial) < np.median(idx[d > d.max() - 8.0, 0]):
+            continue  # rises laterally: the iliac crest above the sacroiliac joint (a rib descends from its head)
+        z_head = float(np.percentile(medial, 75))  # the head is the cranial, medial end
+        near = [(abs(z_head - zs.mean()), k) for k, zs in slices.items()
+                if zs.size and zs.min() - 2 <= z_head <= zs.max() + 2]
+        if near:
+            out.add(min(near)[1])
+    return out
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Name of the lowest body, how sure the tool is, and what it must tell the user."""
+
+    lowest: Level
+    confidence: float
+    warnings: tuple[str, ...] = ()
+
+
+def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None) -> Naming:
+    """Decide the lowest body's name from the sacrum and the lowest rib-bearing body.
+
+    ``lowest_rib_index`` counts bodies from the lowest (0); a rib-bearing body is only used as T12
+    when a body without ribs lies below it (otherwise T12 may be out of view).
+    """
+    rib = lowest_rib_index if lowest_rib_index is not None and lowest_rib_index > 0 else None
+    if rib is not None and rib > 5 and not sacrum_below:
+        return Naming(Level.L5, CONFIDENCE_UNANCHORED, (
+            f"{NAMING_SOURCE}: {rib} rib-free bodies lie below the lowest rib-bearing vertebra and no sacrum was "
+            "recognised: the lowest body may be the sacrum or an L6, so the level names are counted from an assumed "
+            "L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",))
+    if sacrum_below and rib is not None:
+        if rib == 5:
+            return Naming(Level.L5, CONFIDENCE_SACRUM_AND_RIBS)
+        return Naming(Level.L5, CONFIDENCE_TRANSITIONAL, (
+            f"{NAMING_SOURCE}: transitional anatomy: {rib} rib-free bodies lie between the sacrum and the lowest "
+            "rib-bearing vertebra (5 expected): an L6, a sacralised L5, or 11 or 13 rib pairs. Levels are counted "
+            "from the sacrum; confirm the level on the fluoroscopy / whole-spine images and name one with --anchor",))
+    if sacrum_below:
+        return Naming(Level.L5, CONFIDENCE_SACRUM)
+    if rib is not None:
+        return Naming(Level.T12.shifted(rib), CONFIDENCE_RIBS, (
+            f"{NAMING_SOURCE}: no sacrum in view; levels counted from the lowest rib-bearing vertebra as T12. "
+            "11 or 13 rib pairs cannot be excluded from this view: confirm with --anchor if in doubt",))
+    return Naming(Level.L5, CONFIDENCE_UNANCHORED, (
+        f"{NAMING_SOURCE}: no sacrum and no lowest rib in view, so the level names are counted from an assumed "
+        "L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",))
 
 
 def names_upward(n: int, lowest: Level) -> list[Level]:

@@ -8,7 +8,8 @@ Pipeline (each step in its own module):
    chained with a vertebral-pitch prior, refitted as oblique planes.
 4. :mod:`~pvp_plan.segment.body_mask` — body bone and marrow in front of the canal, vessels split off
    along the cortex, holes (lytic lesions, gas) filled, one segment per disc interval, halo peeled.
-5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 names the levels; else a low-confidence guess.
+5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 and the lowest rib-bearing vertebra (T12)
+   name the levels, cross-checked; transitional anatomy is warned about; else a low-confidence guess.
 6. The boundary is redrawn at full CT resolution and the labels written in VerSe numbering.
 """
 
@@ -23,7 +24,6 @@ import numpy as np
 from pvp_plan import __version__
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.levels import Level
 from pvp_plan.segment import body_mask, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
@@ -103,34 +103,39 @@ def segment_vertebral_bodies(
         raise SegmentationError("no intervertebral disc found along the spinal canal: cannot separate levels "
                                 "(is a whole vertebra in view?)")
     t_body, disc_max_hu = _thresholds(hu, core, disc_slices, profile.trabecular_hu, profile.endplate_hu, opts)
-    planes = disc_planes(disc_slices, hu, sp, track, disc_max_hu)
+    planes = disc_planes(disc_slices, hu, sp, track, opts)
     report("vertebral bodies", 0.5)
-    mask = body_mask.column_mask(hu, sp, track, core, t_body, opts)
+    mask, roots = body_mask.column_mask(hu, sp, track, core, t_body, opts)
     seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
     t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
     seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge), core)
     report("level names", 0.7)
-    sacral = naming.sacral_segments(hu, sp, seg, opts.sacrum_width_mm)
-    bodies = [int(k) for k in np.unique(seg) if k >= 0 and k not in sacral]
+    slices = body_mask.segment_slices(seg)
+    sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm, attached=roots)
+    bodies = [k for k in sorted(slices) if k not in sacral]
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
-    open_ended = _open_ended(seg, bodies, n_planes=len(planes), z_range=track.z_range)
+    ribs = naming.rib_bearing_segments(hu, sp, slices, track, exclude=set(sacral))
+    rib_index = next((i for i, k in enumerate(bodies) if k in ribs), None)
+    named = naming.name_from_anchors(sacrum_below=bool(sacral), lowest_rib_index=rib_index)
+    open_ended = _open_ended(slices, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
     if grid.factors != (1, 1, 1):
         full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
                                            ct.spacing_mm, grid.factors, t_edge)
     else:
         full = seg
-    result = _named(full, ct, bodies, open_ended, sacral_found=bool(sacral))
+    result = _named(full, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)
     report("done", 1.0)
     return result
 
 
-def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: tuple[int, int]) -> set[int]:
+def _open_ended(slices: dict[int, np.ndarray], bodies: list[int], *, n_planes: int,
+                z_range: tuple[int, int]) -> set[int]:
     """Bodies without a detected disc on one side that reach the end of the followed canal: maybe cut.
 
     Segment 0 lies below the lowest disc plane and segment ``n_planes`` above the highest one.
@@ -139,25 +144,21 @@ def _open_ended(seg: np.ndarray, bodies: list[int], *, n_planes: int, z_range: t
     for k in bodies:
         if 0 < k < n_planes:
             continue
-        zs = np.nonzero((seg == k).any(axis=(1, 2)))[0]
+        zs = slices[k]
         if zs.size and ((k == 0 and zs.min() <= z_range[0]) or (k == n_planes and zs.max() >= z_range[1] - 1)):
             out.add(k)
     return out
 
 
-def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int], *,
-           sacral_found: bool) -> Segmentation:
-    names = naming.names_upward(len(bodies), Level.L5)
-    labels = np.zeros(ct.shape, np.uint8)
+def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int],
+           named: naming.Naming) -> Segmentation:
+    names = naming.names_upward(len(bodies), named.lowest)
+    lut = np.zeros(int(full.max()) + 2, np.uint8)  # segment k -> VerSe label; index 0 is background (-1)
     for k, level in zip(bodies, names):
-        labels[full == k] = level.label
-    if sacral_found:
-        confidence, warnings = naming.CONFIDENCE_SACRUM, ()
-    else:
-        confidence = naming.CONFIDENCE_UNANCHORED
-        warnings = (f"{naming.NAMING_SOURCE}: no sacrum in view, so the level names are counted from an "
-                    "assumed L5 and are unverified; name one level with --anchor (e.g. --anchor T12:z=...)",)
-    seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=confidence, warnings=warnings)
+        lut[k + 1] = level.label
+    labels = lut[full + 1]
+    seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=named.confidence,
+                                      warnings=named.warnings)
     label_of = {k: level.label for k, level in zip(bodies, names)}
     open_labels = {label_of[k] for k in open_ended}
     bodies_out = tuple(replace(b, cut_by_fov=b.cut_by_fov or b.label in open_labels,
