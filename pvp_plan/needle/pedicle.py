@@ -46,7 +46,8 @@ _CANAL_OPENING_MM = 2.0  # a canal leak through a narrower gap is cut off
 _MAX_FILLED_HOLE_MM2 = 400.0  # holes filled as cancellous bone (pedicle and arch cores); the canal stays open
 _STEP_MM = 0.25  # in-plane sampling of perpendicular sections
 _PROFILE_STEP_MM = 0.1  # sampling of the HU profiles that give widths and heights
-_HALF_MM = 15.0
+_CROP_MM = 12.0  # half-length of the lines that read a section's width and height
+_CENTRE_ITERATIONS = 3
 _STATION_MM = 0.5
 _GRID_MM = 0.5  # grid of the medial path and bone depth
 _LATERAL_REACH_MM = 20.0  # the path stays within this distance lateral of the canal (ribs lie beyond)
@@ -373,27 +374,12 @@ def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:
     u, w = _plane_axes(axis, SIDE_SIGN[side])
     c0 = pts.mean(axis=0)
     t = (pts - c0) @ axis
-    s_grid = np.arange(-_HALF_MM, _HALF_MM + 1e-9, _STEP_MM)
-    ss, tt = np.meshgrid(s_grid, s_grid, indexing="ij")  # (s along u, t along w)
-    dist = np.hypot(ss, tt)
-    closing_mm = max(0.5, 0.75 * float(max(ct.spacing_mm)))
     stations = []
     for station in np.arange(t.min(), t.max() + 1e-9, _STATION_MM):
         p = c0 + station * axis
-        plane = p + ss[..., None] * u + tt[..., None] * w
-        sec = lb.sample(ct, plane.reshape(-1, 3), lb.filled).reshape(ss.shape) > 0.5
-        inb = lb.sample(ct, plane.reshape(-1, 3), lb.body, order=0).reshape(ss.shape) > 0.5
-        comp = _section_component(sec & ~inb, dist, closing_mm)
-        if comp is None:
-            continue
-        ci, cj = (np.argwhere(comp).mean(axis=0) - len(s_grid) // 2) * _STEP_MM
-        centre = p + ci * u + cj * w
-        width = _extent_mm(ct, lb, centre, u, comp[:, int(round(cj / _STEP_MM)) + len(s_grid) // 2], ci)
-        height = _extent_mm(ct, lb, centre, w, comp[int(round(ci / _STEP_MM)) + len(s_grid) // 2, :], cj)
-        if width is None or height is None or width < 2.0 or height < 2.0:  # specks are not a pedicle
-            continue
-        on_body = bool((ndimage.binary_dilation(comp, iterations=4) & inb).any())  # 1 mm: cut by the body
-        stations.append((width, height, centre, float(np.hypot(ci, cj)), on_body))
+        st = _cross_hair(ct, lb, p, u, w)
+        if st is not None:
+            stations.append(st)
     if not stations:
         return None, []
     centres = [st[2] for st in stations]
@@ -410,23 +396,58 @@ def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:
     return fit, centres
 
 
-def _section_component(sec: np.ndarray, dist: np.ndarray, closing_mm: float) -> np.ndarray | None:
-    """The filled section component nearest the axis (within 4 mm), closed (``closing_mm``, so that a cortical
-    ring broken at coarse voxels closes) and its holes filled; None if cut by the plane."""
-    lab, n = ndimage.label(sec)
-    if n == 0:
+def _cross_hair(ct, lb, p, u, w) -> tuple[float, float, np.ndarray, float, bool] | None:
+    """Width and height (mm) of the bone section through ``p`` perpendicular to the axis, read on two lines.
+
+    The section is never isolated as a whole (at 3 mm voxels it merges with the transverse process and the
+    facets): its centre is found by alternating the mid-points of the filled-bone run through it along
+    ``u`` (mediolateral) and along ``w`` (cranio-caudal), each line sampled within ``_CROP_MM``; the width
+    is the run along ``u`` through that centre (mid-height), the height the run along ``w``.
+
+    Returns (width, height, centre LPS, centre's offset from ``p`` in mm, cut by the body) or None when a
+    run reaches the crop (bone merged on the line) or is a speck (< 2 mm).
+    """
+    s = np.arange(-_CROP_MM, _CROP_MM + 1e-9, _STEP_MM)
+    c = np.asarray(p, float)
+    runs = {}
+    for _ in range(_CENTRE_ITERATIONS):
+        for d in (u, w):
+            line = lb.sample(ct, c + s[:, None] * d, lb.filled) > 0.5
+            run = _run_through(line, len(s) // 2)
+            if run is None:
+                return None
+            a, b = run
+            c = c + d * (0.5 * (a + b) - len(s) // 2) * _STEP_MM
+    for key, d in (("u", u), ("w", w)):
+        runs[key] = lb.sample(ct, c + s[:, None] * d, lb.filled) > 0.5
+        if _run_through(runs[key], len(s) // 2) is None:
+            return None
+    width = _extent_mm(ct, lb, c, u, runs["u"], 0.0)
+    height = _extent_mm(ct, lb, c, w, runs["w"], 0.0)
+    if width is None or height is None or width < 2.0 or height < 2.0:
         return None
-    dmin = ndimage.minimum(dist, lab, range(1, n + 1))
-    k = int(np.argmin(dmin)) + 1
-    if dmin[k - 1] > 4.0:
+    a, b = _run_through(runs["u"], len(s) // 2)
+    ends = c + ((np.array([a - 4, b + 4]) - len(s) // 2) * _STEP_MM)[:, None] * u  # 1 mm beyond the run
+    on_body = bool((lb.sample(ct, ends, lb.body, order=0) > 0.5).any())
+    return width, height, c, float(np.linalg.norm(c - p)), on_body
+
+
+def _run_through(line: np.ndarray, i: int) -> tuple[int, int] | None:
+    """(first, last) index of the True run of ``line`` at ``i`` (or the nearest within 2 mm); None if the run
+    touches either end of the line (bone merged beyond the crop) or there is none."""
+    if not line[i]:
+        hits = np.nonzero(line)[0]
+        if not len(hits) or np.abs(hits - i).min() * _STEP_MM > 2.0:
+            return None
+        i = int(hits[np.argmin(np.abs(hits - i))])
+    a, b = i, i
+    while a > 0 and line[a - 1]:
+        a -= 1
+    while b < len(line) - 1 and line[b + 1]:
+        b += 1
+    if a == 0 or b == len(line) - 1:
         return None
-    n_it = max(1, int(round(closing_mm / _STEP_MM)))
-    comp = np.pad(lab == k, n_it + 1)
-    comp = ndimage.binary_fill_holes(ndimage.binary_closing(comp, iterations=n_it) | comp)[n_it + 1:-n_it - 1,
-                                                                                           n_it + 1:-n_it - 1]
-    if comp[0].any() or comp[-1].any() or comp[:, 0].any() or comp[:, -1].any():
-        return None
-    return comp
+    return a, b
 
 
 def _extent_mm(ct, lb, centre, direction, run_line, c_mm) -> float | None:
