@@ -161,19 +161,36 @@ def test_real_ct_safety_flags_agree_with_reference(case, level):
             assert "enters_canal" in {n.code for n in p.notices}, p.side
 
 
-@pytest.mark.xfail(strict=True, reason="issue 5 done-when not met on real CT yet: at 3 mm (and 1.5 mm) pedicles are "
-                   "not found on some sides, and found isthmus centres sit off the pedicle, so paths cross the "
-                   "canal or read widths outside the published range")
-@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
-def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level):
+# Sides where the issue 5 target is not met yet, with what the planner does there (measured 2026-11-21, b510453).
+_NOT_MET = {
+    ("abdomen_3mm", "L1", "right"): "isthmus read 3.6 mm (a sliver of cortex, not the pedicle)",
+    ("abdomen_3mm", "L2", "left"): "isthmus read 3.8 mm (a sliver of cortex, not the pedicle)",
+    ("abdomen_3mm", "L3", "right"): "no pedicle found (sections merge with the transverse process at 3 mm)",
+    ("abdomen_3mm", "L4", "left"): "flagged breaches_inferior_wall without reason",
+    ("abdomen_3mm", "L4", "right"): "isthmus 6.4 mm, and the path is nearly sagittal (through the lamina)",
+    ("abdomen_3mm", "L5", "left"): "no pedicle found (medial path source and sink touch: canal depth misread)",
+    ("abdomen_3mm", "L5", "right"): "no pedicle found (medial path source and sink touch: canal depth misread)",
+    ("thorax_1p5mm", "T12", "left"): "flagged enters_canal and breaches_inferior_wall; the reference canal is 7.5 mm away",
+    ("thorax_1p5mm", "T12", "right"): "flagged enters_canal and breaches_inferior_wall; height read 2.2 mm",
+}
+_REAL_SIDES = [pytest.param(case, level, side, marks=pytest.mark.xfail(strict=True, reason=_NOT_MET[case, level, side]))
+               if (case, level, side) in _NOT_MET else (case, level, side)
+               for case, level in _REAL_LEVELS for side in ("left", "right")]
+
+
+@pytest.mark.parametrize(("case", "level", "side"), _REAL_SIDES)
+def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level, side):
+    """Issue 5 "done when" on real CT, per side: a path is planned, stays inside the reference vertebra from the
+    bone entry to the target and outside its canal, is called safe, and the isthmus width is in the published
+    range (thoracic 4-8 mm, lumbar 7-18 mm)."""
     from pvp_plan.rules.needle import PEDICLE_WIDTH_THORACIC_MM
 
     ct, seg, vmask = _reference(case, level)
     canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
     band = PEDICLE_WIDTH_THORACIC_MM if level.startswith("T") else PEDICLE_WIDTH_LUMBAR_MM
-    for p in plan_level_needle_paths(ct, seg, level):
-        assert p.target_lps_mm is not None, p.side
-        inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
-        assert inside >= 0.95 and canal_mm > 0.0, (p.side, inside, canal_mm)
-        assert p.safe, (p.side, [n.code for n in p.notices])
-        assert band.low <= p.pedicle.width_mm <= band.high, (p.side, p.pedicle.width_mm)
+    p = {q.side: q for q in plan_level_needle_paths(ct, seg, level)}[side]
+    assert p.target_lps_mm is not None, [n.code for n in p.notices]
+    inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+    assert inside >= 0.95 and canal_mm > 0.0, (inside, canal_mm)
+    assert p.safe, [n.code for n in p.notices]
+    assert band.low <= p.pedicle.width_mm <= band.high, p.pedicle.width_mm
