@@ -14,11 +14,14 @@ The segmentation labels bodies only, so the posterior elements are found on the 
 :func:`find_pedicle` then follows the pedicle's medial path: on a 0.5 mm grid, the cheapest route from the
 bone touching the body to the bone behind the canal, lateral to the canal, at a cost that keeps it in the
 middle of the bone (``1 / depth^4``, depth the distance to the nearest non-bone), so it does not depend
-on clean sections at coarse voxels. Sections perpendicular to the path's direction are then sampled
-every 0.5 mm along it; their centres refine the axis, and the isthmus is the section of smallest
-mediolateral width. Widths and heights are read, cortex included, on interpolated (cubic) HU profiles
-through the section centre: each outer edge is the steepest fall of HU near the filled section's border,
-a sub-voxel edge that holds for a thin cortex at 0.8 mm and at 3 mm voxels alike. Each slice's canal is
+on clean sections at coarse voxels. Sections perpendicular to the path's direction are then read every
+0.5 mm along it, each on two lines only (a cross-hair, ``+-_CROP_MM``): the centre alternates between the
+mid-points of the filled-bone runs along the mediolateral and the cranio-caudal line, so a section that
+merges with the transverse process or the facets elsewhere (3 mm voxels) is still read; the centres
+refine the axis, and the isthmus is the section of smallest mediolateral width. Widths and heights are
+read, cortex included, on interpolated (cubic) HU profiles through the section centre: each outer edge
+is the steepest fall of HU near the run's end, a sub-voxel edge that holds for a thin cortex at 0.8 mm
+and at 3 mm voxels alike. Each slice's canal is
 cut where it leaks into a pedicle core through a cortical gap. Frames: arrays (z, y, x), points LPS
 (x, y, z) mm.
 """
@@ -241,9 +244,9 @@ def find_pedicle(ct: CTVolume, lb: LevelBone, frame: BodyFrame, side: str) -> Pe
     """Find the pedicle on one side and measure its isthmus.
 
     The pedicle is the bone bridge from the body to the posterior arch lateral to the canal. Its medial
-    path (:func:`_medial_path`) runs through the middle of that bridge; the isthmus is where the path's
-    bone depth (distance to the nearest non-bone) is smallest, the axis is the path's direction there,
-    and widths and heights are read on sections perpendicular to that axis (:func:`_measure_isthmus`).
+    path (:func:`_medial_path`) runs through the middle of that bridge; the axis is fitted through the
+    centres of sections perpendicular to it (:func:`_measure_isthmus`, :func:`_cross_hair`), and the
+    isthmus is the section of smallest mediolateral width.
     """
     path = _medial_path(ct, lb, frame, side)
     if path is None:
