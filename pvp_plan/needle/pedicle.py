@@ -288,7 +288,7 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
     sign = SIDE_SIGN[side]
     o = lb.origin_index
     xm, ypw = frame.midline_x - o[2], frame.posterior_wall_y - o[1]
-    wall_mm, back_mm = _canal_extent(lb, xm, ypw, sign, sp)
+    wall_mm, back_mm = canal_extent_mm(lb, xm, ypw, sign, sp)
     zz = np.arange(frame.z_range[0] - o[0], frame.z_range[1] - o[0] + 1e-6, _GRID_MM / sp[0])
     back_mm_max = float(np.nanmax(back_mm))
     yy = ypw + np.arange(-6.0, back_mm_max + 12.0, _GRID_MM) / sp[1]
@@ -322,7 +322,7 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
     return ct.index_to_lps(box_idx + o), depth[tuple(idx.T)]
 
 
-def _canal_extent(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
+def canal_extent_mm(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
     """Per box slice (z): the canal's lateral wall on this side (mm lateral of the midline) and its back (mm
     behind the body's posterior wall); slices without canal take the median of the others (or 8 and 16 mm)."""
     nz = lb.canal.shape[0]

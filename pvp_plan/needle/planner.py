@@ -17,7 +17,15 @@ from pvp_plan.errors import PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level, Region
 from pvp_plan.messages import Notice, Severity
-from pvp_plan.needle.pedicle import SIDE_SIGN, LevelBone, body_frame, find_pedicle, level_bone, sample_hu
+from pvp_plan.needle.pedicle import (
+    SIDE_SIGN,
+    LevelBone,
+    body_frame,
+    canal_extent_mm,
+    find_pedicle,
+    level_bone,
+    sample_hu,
+)
 from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 from pvp_plan.rules import needle as R
 from pvp_plan.segment.types import Segmentation
@@ -118,7 +126,7 @@ def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, targ
     best = None
     for offset in np.arange(0.0, 20.01, 1.0):  # from the midline outward
         tgt = _target_point(ct, frame, target, sign, offset)
-        ev = _evaluate(ct, lb, outline, canal_d, fit, tgt, radius, lv)
+        ev = _evaluate(ct, lb, outline, canal_d, fit, tgt, radius, lv, frame)
         if best is None or (ev["ok"] and not best[1]["ok"]):
             best = (offset, ev)
         if ev["ok"]:
@@ -159,7 +167,7 @@ def _canal_distance(ct, lb: LevelBone) -> np.ndarray | None:
     return ndimage.distance_transform_edt(~lb.canal, sampling=ct.spacing_mm).astype(np.float32)
 
 
-def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv) -> dict:
+def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) -> dict:
     c = fit.center_lps_mm
     d = tgt - c
     d /= np.linalg.norm(d)
@@ -219,14 +227,73 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv) -> dict
                               f"{R.ANTERIOR_CORTEX_CLEARANCE_MM.value:.0f} mm of the body's outer cortex (aorta, vena "
                               "cava and segmental vessels lie beyond)", SAFETY, Severity.WARNING))
     sign = SIDE_SIGN[fit.side]
+    angles = _angles(d, sign)
+    tp = _transpedicular_notices(ct, lb, frame, fit, bone_entry, angles["mediolateral_angle_deg"], lv)
+    if tp:
+        ok = False
+        notices += tp
     fields = dict(skin_entry_lps_mm=_t(skin), bone_entry_lps_mm=_t(bone_entry), target_lps_mm=_t(tgt),
-                  **_angles(d, sign),
+                  **angles,
                   skin_to_target_mm=None if skin is None else round(float(np.linalg.norm(tgt - skin)), 2),
                   bone_entry_to_target_mm=round(depth, 2),
                   min_distance_to_medial_wall_mm=None if min_canal is None else round(min_canal, 2),
                   min_distance_to_inferior_wall_mm=None if inf is None else round(inf, 2),
                   skin_entry_slice_index=None if skin is None else int(round(ct.lps_to_index(skin)[0])))
     return {"ok": ok, "notices": notices, "fields": fields}
+
+
+def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: float, lv) -> list[Notice]:
+    """Reasons the path is not a transpedicular path (empty when it is); each a ``not_transpedicular`` notice.
+
+    1. Place: the bone entry and the isthmus centre lie lateral to the canal's lateral wall on their slice
+       and posterior to the body's posterior wall (:func:`pvp_plan.needle.pedicle.canal_extent_mm`); a
+       translaminar path enters bone behind the canal, medial to its wall.
+    2. Section: the isthmus is a bone bridge with two walls: its width and height are at least
+       ``PEDICLE_SLIVER_FACTOR`` x the apparent cortex (``PEDICLE_CORTEX_MM``, or the voxel size along
+       the measured direction when larger), and width / height lies in ``PEDICLE_WIDTH_TO_HEIGHT``.
+    3. Angle: the mediolateral angle lies in ``TRANSPEDICULAR_ML_ANGLE_DEG`` and, at lumbar levels, at
+       most ``TRANSPEDICULAR_ANGLE_TOLERANCE_DEG`` below the level's mean transverse pedicle angle
+       (``PEDICLE_TRANSVERSE_ANGLE_DEG``, Zindrick et al., Spine 1987): a needle much more sagittal than
+       the pedicle leaves it through its walls (medially behind the isthmus: lamina, canal).
+    """
+    why, sources = [], set()
+    sp = np.asarray(ct.spacing_mm, float)
+    sign = SIDE_SIGN[fit.side]
+    o = lb.origin_index
+    wall_mm, _ = canal_extent_mm(lb, frame.midline_x - o[2], frame.posterior_wall_y - o[1], sign, sp)
+    for name, pt in (("bone entry", bone_entry), ("isthmus centre", fit.center_lps_mm)):
+        i = ct.lps_to_index(np.asarray(pt, float))
+        lat = (i[2] - frame.midline_x) * sign * sp[2]
+        behind = (i[1] - frame.posterior_wall_y) * sp[1]
+        wall = float(wall_mm[int(np.clip(round(i[0] - o[0]), 0, len(wall_mm) - 1))])
+        if lat < wall or behind < 0.0:
+            why.append(f"the {name} ({lat:.1f} mm lateral of the midline, {behind:.1f} mm behind the body's "
+                       f"posterior wall) is not lateral to the canal (wall at {wall:.1f} mm) behind the body")
+            sources.add(SAFETY)
+    voxel = np.linalg.norm(np.stack([fit.lateral_lps, fit.cranial_lps]) * sp[::-1], axis=1)  # voxel along each
+    for (name, v), vox in zip((("width", fit.width_mm), ("height", fit.height_mm)), voxel):
+        least = R.PEDICLE_SLIVER_FACTOR.value * max(R.PEDICLE_CORTEX_MM.value, float(vox))
+        if v < least:
+            why.append(f"isthmus {name} {v:.2f} mm is under {R.PEDICLE_SLIVER_FACTOR.value:g} x the apparent "
+                       f"cortex ({least:.2f} mm): a single cortical plate, not a pedicle")
+            sources.update((R.PEDICLE_CORTEX_MM.source, R.PEDICLE_SLIVER_FACTOR.source))
+    ratio = fit.width_mm / fit.height_mm if fit.height_mm > 0 else np.inf
+    r = R.PEDICLE_WIDTH_TO_HEIGHT
+    if not r.low <= ratio <= r.high:
+        why.append(f"isthmus width / height {ratio:.2f} is outside the published {r.low:g}-{r.high:g}")
+        sources.add(r.source)
+    a = R.TRANSPEDICULAR_ML_ANGLE_DEG
+    low = a.low
+    if lv.value in R.PEDICLE_TRANSVERSE_ANGLE_DEG:
+        low = max(low, R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].value - R.TRANSPEDICULAR_ANGLE_TOLERANCE_DEG.value)
+        sources.add(R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].source)
+    if not low <= ml_deg <= a.high:
+        why.append(f"mediolateral angle {ml_deg:.1f} deg is outside {low:.1f}-{a.high:.0f} deg for {lv.value}")
+        sources.add(a.source)
+    if not why:
+        return []
+    return [Notice("not_transpedicular", f"{lv.value} {fit.side}: not a transpedicular path: " + "; ".join(why),
+                   "; ".join(sorted(sources)), Severity.WARNING)]
 
 
 def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
