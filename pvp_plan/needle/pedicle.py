@@ -1,9 +1,29 @@
 """Find the pedicles of a level on the CT and measure their isthmus (issue 5).
 
-The segmentation labels bodies only; pedicles are found as bone (``HU > bone_hu``) posterior to the
-body's posterior wall, lateral to the spinal canal and anterior to the laminae. Cross-sections are
-sampled perpendicular to the fitted pedicle axis; the isthmus is the station of smallest
-mediolateral width. Frames: arrays (z, y, x), points LPS (x, y, z) mm.
+The segmentation labels bodies only, so the posterior elements are found on the CT around each body
+(:func:`level_bone`):
+
+1. an adaptive bone threshold per level, ``BONE_EDGE_FRACTION`` of the way from the local soft tissue
+   (median HU behind the body) to the local cortex (90th percentile of the bone HU there): at 3 mm the
+   pedicle cortex reads 300-800 HU and its cancellous core may read like soft tissue;
+2. the cortical shells closed (a ~2 mm closing) and, per axial slice, the holes they enclose filled,
+   except the spinal canal: the hole behind the body's posterior wall at the midline. Where the ring is
+   open (between the pedicles of two levels), the canal is the non-bone region there, bounded by the
+   canal found in the closed slices.
+
+:func:`find_pedicle` then follows the pedicle's medial path: on a 0.5 mm grid, the cheapest route from the
+bone touching the body to the bone behind the canal, lateral to the canal, at a cost that keeps it in the
+middle of the bone (``1 / depth^4``, depth the distance to the nearest non-bone), so it does not depend
+on clean sections at coarse voxels. Sections perpendicular to the path's direction are then read every
+0.5 mm along it, each on two lines only (a cross-hair, ``+-_CROP_MM``): the centre alternates between the
+mid-points of the filled-bone runs along the mediolateral and the cranio-caudal line, so a section that
+merges with the transverse process or the facets elsewhere (3 mm voxels) is still read; the centres
+refine the axis, and the isthmus is the section of smallest mediolateral width. Widths and heights are
+read, cortex included, on interpolated (cubic) HU profiles through the section centre: each outer edge
+is the steepest fall of HU near the run's end, a sub-voxel edge that holds for a thin cortex at 0.8 mm
+and at 3 mm voxels alike. Each slice's canal is
+cut where it leaks into a pedicle core through a cortical gap. Frames: arrays (z, y, x), points LPS
+(x, y, z) mm.
 """
 
 from __future__ import annotations
@@ -13,15 +33,31 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.graph import MCP_Geometric
 
 from pvp_plan.io.ct_volume import CTVolume
 
 logger = logging.getLogger(__name__)
 
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # LPS x grows toward the patient's left
-_STEP_MM = 0.25
-_HALF_MM = 15.0
-_SOFT_TISSUE_HU = 40.0
+#: Bone threshold of a level: this fraction of the way from the local soft-tissue HU to the local cortex HU.
+BONE_EDGE_FRACTION = 0.4
+#: Never threshold bone below this (HU), whatever the local contrast.
+MIN_BONE_HU = 150.0
+_CLOSING_RADIUS_MM = 2.0  # closes a pedicle's cortical ring whose core reads like soft tissue
+_CANAL_OPENING_MM = 2.0  # a canal leak through a narrower gap is cut off
+_MAX_FILLED_HOLE_MM2 = 400.0  # holes filled as cancellous bone (pedicle and arch cores); the canal stays open
+_STEP_MM = 0.25  # in-plane sampling of perpendicular sections
+_PROFILE_STEP_MM = 0.1  # sampling of the HU profiles that give widths and heights
+_CROP_MM = 12.0  # half-length of the lines that read a section's width and height
+_CENTRE_ITERATIONS = 3
+_STATION_MM = 0.5
+_GRID_MM = 0.5  # grid of the medial path and bone depth
+_LATERAL_REACH_MM = 20.0  # the path stays within this distance lateral of the canal (ribs lie beyond)
+_PATH_END_MM = 1.0  # the isthmus is not within this arc length of the path's ends
+_AXIS_ITERATIONS = 4
+_DEFAULT_CANAL_HALF_WIDTH_MM = 8.0  # when no canal is found
+_DEFAULT_CANAL_DEPTH_MM = 16.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +69,42 @@ class BodyFrame:
     posterior_wall_y: float  # index
     anterior_wall_y: float  # index
     centroid_lps_mm: np.ndarray
+
+
+@dataclass(frozen=True)
+class LevelBone:
+    """Bone and spinal canal around one level, on a box of the CT grid.
+
+    Arrays are (z, y, x) on the box whose first voxel is ``origin_index`` of the CT grid.
+    """
+
+    origin_index: np.ndarray  # (z, y, x)
+    soft_tissue_hu: float
+    cortex_hu: float
+    bone_hu: float
+    adaptive: bool
+    filled: np.ndarray  # bool: bone, cortical shells closed, enclosed holes filled, canal excluded
+    canal: np.ndarray  # bool
+    ring_closed: np.ndarray  # bool per box slice (z): the canal is a hole enclosed by bone there
+    body: np.ndarray  # bool
+    hu_spline: np.ndarray  # float32 cubic B-spline coefficients of the HU in the box
+
+    def sample(self, ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray, *, order: int = 1,
+               cval: float = 0.0) -> np.ndarray:
+        """Samples of a box array at LPS points (``cval`` outside the box)."""
+        idx = (ct.lps_to_index(np.asarray(pts_lps, float).reshape(-1, 3)) - self.origin_index).T
+        return ndimage.map_coordinates(array.astype(np.float32, copy=False), idx, order=order, cval=cval)
+
+    def hu_cubic(self, ct: CTVolume, pts_lps: np.ndarray) -> np.ndarray:
+        """Cubic-spline HU at LPS points (soft-tissue HU outside the box)."""
+        idx = (ct.lps_to_index(np.asarray(pts_lps, float).reshape(-1, 3)) - self.origin_index).T
+        return ndimage.map_coordinates(self.hu_spline, idx, order=3, prefilter=False, cval=self.soft_tissue_hu)
+
+    def describe_threshold(self) -> str:
+        if not self.adaptive:
+            return f"bone > {self.bone_hu:.0f} HU (set by the caller)"
+        return (f"bone > {self.bone_hu:.0f} HU ({BONE_EDGE_FRACTION:.0%} of the way from the local soft tissue, "
+                f"{self.soft_tissue_hu:.0f} HU, to the local cortex, {self.cortex_hu:.0f} HU)")
 
 
 @dataclass(frozen=True)
@@ -58,76 +130,228 @@ def body_frame(ct: CTVolume, body: np.ndarray) -> BodyFrame:
                      centroid_lps_mm=ct.index_to_lps(idx.mean(axis=0)))
 
 
-def find_pedicle(ct: CTVolume, body: np.ndarray, frame: BodyFrame, side: str, *, bone_hu: float,
-                 edge_hu: float) -> PedicleFit | None:
-    """Fit the pedicle axis from coronal sections, then measure sections perpendicular to it.
+def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: float | None = None) -> LevelBone:
+    """Filled bone and spinal canal around one body (method in the module docstring).
 
-    In each coronal section the pedicle is first taken as the bone nearest the canal (so a rib or a
-    transverse process is not mistaken for it); when that gives nothing, as the largest bone section.
+    Parameters
+    ----------
+    ct : CTVolume
+    body : np.ndarray
+        bool (z, y, x) mask of the body on ``ct``'s grid.
+    frame : BodyFrame
+    bone_hu : float, optional
+        Fixed bone threshold in HU; None (default) for the adaptive threshold of the level.
     """
-    for pick in ("nearest", "largest"):
-        fit = _find_pedicle(ct, body, frame, side, bone_hu=bone_hu, edge_hu=edge_hu, pick=pick)
-        if fit is not None:
-            return fit
-    return None
-
-
-def _find_pedicle(ct, body, frame, side, *, bone_hu, edge_hu, pick) -> PedicleFit | None:
-    sz, sy, sx = ct.spacing_mm
-    sign = SIDE_SIGN[side]
+    sp = np.asarray(ct.spacing_mm, float)
     z0, z1 = frame.z_range
-    y_start = int(np.ceil(frame.posterior_wall_y)) + 1
-    y_stop = min(ct.shape[1], y_start + int(40.0 / sy))
-    xm = frame.midline_x
-    x_lo, x_hi = (xm + 2.0 / sx, xm + 40.0 / sx) if sign > 0 else (xm - 40.0 / sx, xm - 2.0 / sx)
-    x_lo, x_hi = max(0, int(np.floor(x_lo))), min(ct.shape[2], int(np.ceil(x_hi)) + 1)
-    bone = ct.hu[z0:z1 + 1] > bone_hu
-    mid = slice(max(0, int(xm - 3.0 / sx)), int(xm + 3.0 / sx) + 1)
-    cents, areas = [], []
-    for y in range(y_start, y_stop):
-        if bone[:, y, mid].any() and y > y_start + 2:
-            break  # lamina / spinous process at the midline: end of the canal
-        sec = bone[:, y, x_lo:x_hi] & ~body[z0:z1 + 1, y, x_lo:x_hi]
-        lab, n = ndimage.label(sec)
-        if n == 0:
+    lo = np.array([z0 - 5.0 / sp[0], frame.anterior_wall_y - 5.0 / sp[1], frame.midline_x - 55.0 / sp[2]])
+    hi = np.array([z1 + 5.0 / sp[0], frame.posterior_wall_y + 60.0 / sp[1], frame.midline_x + 55.0 / sp[2]])
+    lo = np.maximum(np.floor(lo), 0).astype(int)
+    hi = np.minimum(np.ceil(hi).astype(int) + 1, ct.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    hu = ct.hu[box].astype(np.float32)
+    body_b = body[box].astype(bool)
+    xm, ypw = frame.midline_x - lo[2], frame.posterior_wall_y - lo[1]
+    soft, cortex = _local_contrast(hu[:, int(np.ceil(ypw)) + 1:])
+    thr = max(MIN_BONE_HU, soft + BONE_EDGE_FRACTION * (cortex - soft)) if bone_hu is None else float(bone_hu)
+    r = np.maximum(1, np.round(_CLOSING_RADIUS_MM / sp)).astype(int)
+    g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1]
+    ball = sum((gi / ri) ** 2 for gi, ri in zip(g, r, strict=True)) <= 1.0
+    bone = ndimage.binary_closing(np.pad(hu > thr, [(ri, ri) for ri in r]), ball)
+    bone = bone[tuple(slice(ri, -ri) for ri in r)]
+    filled, canal, closed = _fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
+    return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
+                     adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
+                     hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32))
+
+
+def _local_contrast(hu_posterior: np.ndarray) -> tuple[float, float]:
+    """(soft-tissue HU, cortex HU) behind the body: median of [-200, 150] HU, 90th percentile above 150 HU."""
+    v = hu_posterior.ravel()
+    soft_v, bone_v = v[(v > -200) & (v < 150)], v[v >= 150]
+    soft = float(np.median(soft_v)) if soft_v.size else 40.0
+    cortex = float(np.percentile(bone_v, 90)) if bone_v.size >= 20 else soft + 500.0
+    return soft, cortex
+
+
+def _fill_and_canal(bone, body, *, xm, ypw, spacing_mm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per axial slice: holes of the bone ring filled, except the canal (hole at the midline behind the body)."""
+    sp = spacing_mm
+    filled, canal = bone & ~body, np.zeros_like(bone)
+    ix = int(round(xm))
+    ya, yb = int(np.ceil(ypw)) + 1, int(np.ceil(ypw + 20.0 / sp[1])) + 1
+    open_slices = []
+    for z in range(bone.shape[0]):
+        solid = bone[z] | body[z]
+        holes = ndimage.binary_fill_holes(solid) & ~solid
+        lab, n = ndimage.label(holes)
+        k = 0
+        if n:
+            on_mid = np.unique(lab[ya:yb, max(ix - 1, 0):ix + 2])
+            on_mid = on_mid[on_mid > 0]
+            if len(on_mid):
+                k = int(on_mid[np.argmax(ndimage.sum(holes, lab, on_mid))])
+            areas = np.asarray(ndimage.sum(holes, lab, range(1, n + 1))) * sp[1] * sp[2]
+            small = np.isin(lab, 1 + np.nonzero(areas <= _MAX_FILLED_HOLE_MM2)[0]) & (lab != k)
+            filled[z] |= small & ~body[z]
+        if k:
+            canal[z] = _canal_without_leaks(lab == k, sp)
+            filled[z] |= (lab == k) & ~canal[z] & ~body[z]  # a pedicle core reached through a cortical gap
+        else:
+            open_slices.append(z)
+    closed = canal.any(axis=(1, 2))
+    if open_slices:
+        _open_canal(canal, bone | body, open_slices, ix=ix, ya=ya, spacing_mm=sp)
+    return filled, canal, closed
+
+
+def _canal_without_leaks(hole: np.ndarray, spacing_mm) -> np.ndarray:
+    """The canal hole of a slice less what leaks through a gap narrower than ``2 * _CANAL_OPENING_MM`` (a
+    pedicle's cancellous core reached through a break in its medial cortex): opened, its largest part
+    kept and grown back by the opening's radius, within the hole."""
+    r = np.maximum(1, np.round(_CANAL_OPENING_MM / np.asarray(spacing_mm[1:], float))).astype(int)
+    g = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    disk = (g[0] / r[0]) ** 2 + (g[1] / r[1]) ** 2 <= 1.0
+    opened = ndimage.binary_opening(hole, disk)
+    lab, n = ndimage.label(opened)
+    if n == 0:
+        return hole
+    main = lab == int(np.argmax(ndimage.sum(opened, lab, range(1, n + 1)))) + 1
+    return hole & ndimage.binary_dilation(main, disk)
+
+
+def _open_canal(canal, solid, slices, *, ix, ya, spacing_mm) -> None:
+    """Canal in slices where the ring is open: the nearest closed slice's canal, less this slice's bone.
+
+    Without any closed slice: the non-bone region at the midline within 10 mm of it and 18 mm behind the body.
+    """
+    closed = np.nonzero(canal.any(axis=(1, 2)))[0]
+    for z in slices:
+        if len(closed):
+            canal[z] = canal[closed[np.argmin(np.abs(closed - z))]] & ~solid[z]
             continue
-        sizes = np.asarray(ndimage.sum(sec, lab, range(1, n + 1)))
-        coms = np.array(ndimage.center_of_mass(sec, lab, range(1, n + 1))).reshape(-1, 2)
-        lateral = np.abs(x_lo + coms[:, 1] - xm) * sx
-        if pick == "largest":
-            lateral = -sizes.astype(float)
-        lateral[sizes * sz * sx < 6.0] = np.inf  # ignore specks; the pedicle is the bone next to the canal
-        if not np.isfinite(lateral).any():
-            continue
-        k = int(np.argmin(lateral)) + 1
-        c = coms[k - 1]
-        cents.append((z0 + c[0], y, x_lo + c[1]))
-        areas.append(sizes[k - 1] * sz * sx)
-    if len(cents) < 2:
+        y_lo, y_hi = ya, ya + int(round(18.0 / spacing_mm[1]))
+        x_lo = max(ix - int(round(10.0 / spacing_mm[2])), 0)
+        x_hi = ix + int(round(10.0 / spacing_mm[2])) + 1
+        lab, n = ndimage.label(~solid[z, y_lo:y_hi, x_lo:x_hi])
+        on_mid = np.unique(lab[:, max(ix - x_lo - 1, 0):ix - x_lo + 2])
+        on_mid = on_mid[on_mid > 0]
+        if n and len(on_mid):
+            canal[z, y_lo:y_hi, x_lo:x_hi] = np.isin(lab, on_mid)
+
+
+def find_pedicle(ct: CTVolume, lb: LevelBone, frame: BodyFrame, side: str) -> PedicleFit | None:
+    """Find the pedicle on one side and measure its isthmus.
+
+    The pedicle is the bone bridge from the body to the posterior arch lateral to the canal. Its medial
+    path (:func:`_medial_path`) runs through the middle of that bridge; the axis is fitted through the
+    centres of sections perpendicular to it (:func:`_measure_isthmus`, :func:`_cross_hair`), and the
+    isthmus is the section of smallest mediolateral width.
+    """
+    path = _medial_path(ct, lb, frame, side)
+    if path is None:
         return None
-    cents, areas = np.array(cents, float), np.array(areas)
-    keep = areas <= 2.0 * areas.min() + 1e-9
-    if keep.sum() < 2:
-        keep[:] = True
-    pts = ct.index_to_lps(cents[keep])
+    pts, depth_mm = path
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    inner = (arc >= _PATH_END_MM) & (arc <= arc[-1] - _PATH_END_MM)
+    if inner.sum() < 3:
+        return None
+    pts = pts[inner]
     axis = _fit_axis(pts)
     fit = None
-    for _ in range(3):  # refine: the axis through the centres of the perpendicular sections
-        fit, centres = _measure_isthmus(ct, body, pts, axis, sign, bone_hu=bone_hu, edge_hu=edge_hu, side=side)
-        if fit is None or len(centres) < 3:
+    for _ in range(_AXIS_ITERATIONS):  # refine: the axis through the centres of the perpendicular sections
+        new_fit, centres = _measure_isthmus(ct, lb, pts, axis, side)
+        fit = new_fit or fit
+        if len(centres) < 3:
             break
         new = _fit_axis(np.asarray(centres))
-        if np.degrees(np.arccos(min(1.0, abs(float(new @ axis))))) > 25.0:
+        turn_deg = np.degrees(np.arccos(min(1.0, abs(float(new @ axis)))))
+        if turn_deg > 25.0:
             break
         axis, pts = new, np.asarray(centres)
+        if turn_deg < 0.5:
+            fit = _measure_isthmus(ct, lb, pts, axis, side)[0] or fit
+            break
     return fit
 
 
+def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pedicle's medial path on one side: LPS points (n, 3) from the body to the arch, and bone depth (mm).
+
+    On a ``_GRID_MM`` grid over the body's slices, from the midline to ``_LATERAL_REACH_MM`` lateral of
+    the canal: the bone (filled bone or body, canal excluded) and its depth (Euclidean distance to the
+    nearest non-bone). The path is the cheapest route, at cost ``1 / depth^4`` per mm (so it keeps to
+    the middle of the bone), from the bone touching the body to the bone behind the canal, through
+    bone that is neither the body nor medial to the canal's lateral wall (the lamina, the other side).
+    """
+    sp = np.asarray(ct.spacing_mm, float)
+    sign = SIDE_SIGN[side]
+    o = lb.origin_index
+    xm, ypw = frame.midline_x - o[2], frame.posterior_wall_y - o[1]
+    wall_mm, back_mm = canal_extent_mm(lb, xm, ypw, sign, sp)
+    zz = np.arange(frame.z_range[0] - o[0], frame.z_range[1] - o[0] + 1e-6, _GRID_MM / sp[0])
+    back_mm_max = float(np.nanmax(back_mm))
+    yy = ypw + np.arange(-6.0, back_mm_max + 12.0, _GRID_MM) / sp[1]
+    lat = np.arange(0.0, float(np.nanmax(wall_mm)) + _LATERAL_REACH_MM, _GRID_MM)
+    xx = xm + sign * lat / sp[2]
+    zb = np.clip(np.round(zz).astype(int), 0, lb.filled.shape[0] - 1)
+    g = np.meshgrid(zz, yy, xx, indexing="ij")
+    coords = np.stack([a.ravel() for a in g])
+
+    def up(a):
+        return ndimage.map_coordinates(a.astype(np.float32), coords, order=1, mode="nearest").reshape(g[0].shape) > 0.5
+
+    body, canal = up(lb.body), up(lb.canal)
+    bone = (up(lb.filled) | body) & ~canal
+    depth = ndimage.distance_transform_edt(np.pad(bone, 1, mode="edge"), sampling=_GRID_MM)[1:-1, 1:-1, 1:-1]
+    behind_mm = (yy - ypw) * sp[1]
+    region = bone & ~body & (lat[None, None, :] >= wall_mm[zb][:, None, None] - 1.0)
+    source = region & ndimage.binary_dilation(body, iterations=3)
+    sink = region & (behind_mm[None, :, None] >= back_mm[zb][:, None, None] - 2.0)
+    if not source.any() or not sink.any():
+        return None
+    cost = np.where(region, 1.0 / (depth + 0.1) ** 4, np.inf)
+    mcp = MCP_Geometric(cost)
+    ends = np.argwhere(sink)
+    cum, _ = mcp.find_costs(np.argwhere(source), ends, find_all_ends=False)
+    reached = cum[tuple(ends.T)]
+    if not np.isfinite(reached).any():
+        return None
+    idx = np.array(mcp.traceback(tuple(ends[int(np.argmin(reached))])))
+    box_idx = np.stack([zz[idx[:, 0]], yy[idx[:, 1]], xx[idx[:, 2]]], axis=1)
+    return ct.index_to_lps(box_idx + o), depth[tuple(idx.T)]
+
+
+def canal_extent_mm(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
+    """Per box slice (z): the canal's lateral wall on this side (mm lateral of the midline) and its back (mm
+    behind the body's posterior wall); slices without canal take the median of the others (or 8 and 16 mm)."""
+    nz = lb.canal.shape[0]
+    wall, back = np.full(nz, np.nan), np.full(nz, np.nan)
+    for z in range(nz):
+        yi, xi = np.nonzero(lb.canal[z])
+        lat = (xi - xm) * sign * sp[2]
+        if (lat > 0).any():
+            wall[z] = lat.max()
+            back[z] = (yi.max() - ypw) * sp[1]
+    for a, default in ((wall, _DEFAULT_CANAL_HALF_WIDTH_MM), (back, _DEFAULT_CANAL_DEPTH_MM)):
+        a[np.isnan(a)] = np.nanmedian(a) if np.isfinite(a).any() else default
+    return wall, back
+
+
 def _fit_axis(pts: np.ndarray) -> np.ndarray:
-    c = pts.mean(axis=0)
-    _, _, vt = np.linalg.svd(pts - c)
-    a = vt[0] if len(pts) > 2 else pts[-1] - pts[0]
-    a = a / np.linalg.norm(a)
+    """Principal direction of section centres, pointing anteriorly; outliers (> 2.5 x median, >= 1.5 mm) dropped."""
+    keep = np.ones(len(pts), bool)
+    for _ in range(3):
+        c = pts[keep].mean(axis=0)
+        _, _, vt = np.linalg.svd(pts[keep] - c)
+        a = vt[0] if keep.sum() > 2 else pts[keep][-1] - pts[keep][0]
+        a = a / np.linalg.norm(a)
+        v = pts - c
+        off = np.linalg.norm(v - np.outer(v @ a, a), axis=1)
+        new = off <= max(1.5, 2.5 * float(np.median(off[keep])))
+        if new.sum() < 2 or (new == keep).all():
+            break
+        keep = new
     return -a if a[1] > 0 else a  # point anteriorly (toward -y)
 
 
@@ -148,71 +372,117 @@ def sample_hu(ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray | None = None
     return ndimage.map_coordinates(arr.astype(np.float32, copy=False), idx, order=order, cval=cval)
 
 
-def _measure_isthmus(ct, body, pts, axis, sign, *, bone_hu, edge_hu, side) -> PedicleFit | None:
-    u, w = _plane_axes(axis, sign)
+def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:
+    """Sections perpendicular to ``axis`` every 0.5 mm: their centres, and the narrowest one as the isthmus."""
+    u, w = _plane_axes(axis, SIDE_SIGN[side])
     c0 = pts.mean(axis=0)
     t = (pts - c0) @ axis
-    s_grid = np.arange(-_HALF_MM, _HALF_MM + 1e-9, _STEP_MM)
-    ss, tt = np.meshgrid(s_grid, s_grid, indexing="ij")  # (s along u, t along w)
-    best = None
-    centres = []
-    body_f = body.astype(np.float32)
-    for station in np.arange(t.min(), t.max() + 1e-9, 0.5):
+    stations = []
+    for station in np.arange(t.min(), t.max() + 1e-9, _STATION_MM):
         p = c0 + station * axis
-        plane = p + ss[..., None] * u + tt[..., None] * w
-        hu = sample_hu(ct, plane.reshape(-1, 3)).reshape(ss.shape)
-        inb = sample_hu(ct, plane.reshape(-1, 3), body_f, order=0).reshape(ss.shape) > 0.5
-        lab, n = ndimage.label((hu > bone_hu) & ~inb)
-        if n == 0:
-            continue
-        d = np.hypot(ss, tt)
-        cand = [(d[lab == k].min(), k) for k in range(1, n + 1)]
-        dmin, k = min(cand)
-        if dmin > 4.0:
-            continue
-        comp = ndimage.binary_fill_holes(lab == k)
-        if comp[0].any() or comp[-1].any() or comp[:, 0].any() or comp[:, -1].any():
-            continue
-        ci, cj = np.argwhere(comp).mean(axis=0)
-        ci, cj = int(round(ci)), int(round(cj))
-        if not comp[ci, cj]:  # curved section: use its pixel nearest to the centroid
-            pix = np.argwhere(comp)
-            ci, cj = pix[np.argmin(np.hypot(pix[:, 0] - ci, pix[:, 1] - cj))]
-        width = _edge_extent(comp[:, cj], hu[:, cj], ci, edge_hu) * _STEP_MM
-        height = _edge_extent(comp[ci, :], hu[ci, :], cj, edge_hu) * _STEP_MM
-        if width < 2.0 or height < 2.0:  # specks are not a pedicle
-            continue
-        centre = p + s_grid[ci] * u + s_grid[cj] * w
-        centres.append(centre)
-        if best is None or width < best[0]:
-            best = (width, height, centre)
-    if best is None:
+        st = _cross_hair(ct, lb, p, u, w)
+        if st is not None:
+            stations.append(st)
+    if not stations:
+        return None, []
+    centres = [st[2] for st in stations]
+    widths = np.array([st[0] for st in stations])
+    # the isthmus among sections centred on the axis, clear of the body, and not fragments (< 60 % of the median)
+    good = [st for st in stations if st[3] <= 3.0 and not st[4] and st[0] >= 0.6 * float(np.median(widths))]
+    if not good:
         return None, centres
-    return PedicleFit(side=side, width_mm=float(best[0]), height_mm=float(best[1]), center_lps_mm=best[2],
-                      axis_lps=axis, lateral_lps=u, cranial_lps=w), centres
+    w_good = np.array([st[0] for st in good])
+    smooth = ndimage.median_filter(w_good, size=3, mode="nearest") if len(good) >= 3 else w_good
+    k = int(np.argmin(smooth))
+    fit = PedicleFit(side=side, width_mm=float(smooth[k]), height_mm=float(good[k][1]), center_lps_mm=good[k][2],
+                     axis_lps=axis, lateral_lps=u, cranial_lps=w)
+    return fit, centres
 
 
-def _edge_extent(line: np.ndarray, hu: np.ndarray, i: int, edge_hu: float) -> int:
-    """Samples between the outermost cortex samples (> edge_hu) of the run of ``line`` through ``i``."""
-    n = _run_length(line, i)
-    if n == 0:
-        return 0
-    a = i
-    while a > 0 and line[a - 1]:
-        a -= 1
-    run = hu[a:a + n]
-    edge = min(edge_hu, 0.5 * (float(run.max()) + _SOFT_TISSUE_HU))  # half-max edge when the cortex is blurred
-    strong = np.nonzero(run > edge)[0]
-    return int(strong[-1] - strong[0] + 1) if len(strong) >= 2 else n
+def _cross_hair(ct, lb, p, u, w) -> tuple[float, float, np.ndarray, float, bool] | None:
+    """Width and height (mm) of the bone section through ``p`` perpendicular to the axis, read on two lines.
+
+    The section is never isolated as a whole (at 3 mm voxels it merges with the transverse process and the
+    facets): its centre is found by alternating the mid-points of the filled-bone run through it along
+    ``u`` (mediolateral) and along ``w`` (cranio-caudal), each line sampled within ``_CROP_MM``; the width
+    is the run along ``u`` through that centre (mid-height), the height the run along ``w``.
+
+    Returns (width, height, centre LPS, centre's offset from ``p`` in mm, cut by the body) or None when a
+    run reaches the crop (bone merged on the line) or is a speck (< 2 mm).
+    """
+    s = np.arange(-_CROP_MM, _CROP_MM + 1e-9, _STEP_MM)
+    c = np.asarray(p, float)
+    runs = {}
+    for _ in range(_CENTRE_ITERATIONS):
+        for d in (u, w):
+            line = lb.sample(ct, c + s[:, None] * d, lb.filled) > 0.5
+            run = _run_through(line, len(s) // 2)
+            if run is None:
+                return None
+            a, b = run
+            c = c + d * (0.5 * (a + b) - len(s) // 2) * _STEP_MM
+    for key, d in (("u", u), ("w", w)):
+        runs[key] = lb.sample(ct, c + s[:, None] * d, lb.filled) > 0.5
+        if _run_through(runs[key], len(s) // 2) is None:
+            return None
+    width = _extent_mm(ct, lb, c, u, runs["u"], 0.0)
+    height = _extent_mm(ct, lb, c, w, runs["w"], 0.0)
+    if width is None or height is None or width < 2.0 or height < 2.0:
+        return None
+    a, b = _run_through(runs["u"], len(s) // 2)
+    ends = c + ((np.array([a - 4, b + 4]) - len(s) // 2) * _STEP_MM)[:, None] * u  # 1 mm beyond the run
+    on_body = bool((lb.sample(ct, ends, lb.body, order=0) > 0.5).any())
+    return width, height, c, float(np.linalg.norm(c - p)), on_body
 
 
-def _run_length(line: np.ndarray, i: int) -> int:
+def _run_through(line: np.ndarray, i: int) -> tuple[int, int] | None:
+    """(first, last) index of the True run of ``line`` at ``i`` (or the nearest within 2 mm); None if the run
+    touches either end of the line (bone merged beyond the crop) or there is none."""
     if not line[i]:
-        return 0
-    a = i
+        hits = np.nonzero(line)[0]
+        if not len(hits) or np.abs(hits - i).min() * _STEP_MM > 2.0:
+            return None
+        i = int(hits[np.argmin(np.abs(hits - i))])
+    a, b = i, i
     while a > 0 and line[a - 1]:
         a -= 1
-    b = i
     while b < len(line) - 1 and line[b + 1]:
         b += 1
-    return b - a + 1
+    if a == 0 or b == len(line) - 1:
+        return None
+    return a, b
+
+
+def _extent_mm(ct, lb, centre, direction, run_line, c_mm) -> float | None:
+    """Outer-edge to outer-edge extent (mm) of a section along ``direction`` through ``centre``.
+
+    ``run_line`` is the section's mask on the line (plane samples, ``_STEP_MM`` apart) and ``c_mm`` the
+    centre's offset on it. Each edge is the steepest HU fall (outward) on a cubic profile within
+    ``max(2 mm, 0.75 voxel)`` of the mask's border; the mask border itself when the profile has no fall.
+    """
+    i = int(round(c_mm / _STEP_MM)) + len(run_line) // 2
+    if not run_line[i]:
+        hits = np.nonzero(run_line)[0]
+        if not len(hits):
+            return None
+        i = int(hits[np.argmin(np.abs(hits - i))])
+    a, b = i, i
+    while a > 0 and run_line[a - 1]:
+        a -= 1
+    while b < len(run_line) - 1 and run_line[b + 1]:
+        b += 1
+    half = (len(run_line) // 2) * _STEP_MM
+    lo_mm, hi_mm = a * _STEP_MM - half - c_mm, b * _STEP_MM - half - c_mm  # borders, signed from the centre
+    win = max(2.0, 0.75 * float(max(ct.spacing_mm)))
+    mid = 0.5 * (lo_mm + hi_mm)
+    edges = []
+    for border, sgn in ((lo_mm, 1.0), (hi_mm, -1.0)):  # sgn: HU rises going +direction at the low border
+        x = np.arange(border - win, border + win + 1e-9, _PROFILE_STEP_MM)
+        x = x[(x <= mid) if sgn > 0 else (x >= mid)]
+        if len(x) < 3:
+            edges.append(border)
+            continue
+        grad = sgn * np.gradient(lb.hu_cubic(ct, centre + x[:, None] * direction), _PROFILE_STEP_MM)
+        j = int(np.argmax(grad))
+        edges.append(float(x[j]) if grad[j] > 0 else border)
+    return edges[1] - edges[0]

@@ -17,7 +17,15 @@ from pvp_plan.errors import PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level, Region
 from pvp_plan.messages import Notice, Severity
-from pvp_plan.needle.pedicle import SIDE_SIGN, body_frame, find_pedicle, sample_hu
+from pvp_plan.needle.pedicle import (
+    SIDE_SIGN,
+    LevelBone,
+    body_frame,
+    canal_extent_mm,
+    find_pedicle,
+    level_bone,
+    sample_hu,
+)
 from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 from pvp_plan.rules import needle as R
 from pvp_plan.segment.types import Segmentation
@@ -25,6 +33,7 @@ from pvp_plan.segment.types import Segmentation
 logger = logging.getLogger(__name__)
 SAFETY = "pvp-plan safety check"
 _STEP = 0.5
+_ISTHMUS_HALF_LENGTH_MM = 5.0
 
 
 def _t(p) -> tuple[float, float, float] | None:
@@ -32,7 +41,7 @@ def _t(p) -> tuple[float, float, float] | None:
 
 
 def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str | Level, *, gauge: str = "11G",
-                            target: str = "anterior_third", bone_hu: float = R.BONE_HU.value
+                            target: str = "anterior_third", bone_hu: float | None = None
                             ) -> tuple[NeedlePath, ...]:
     """Plan the left and right transpedicular paths of one level.
 
@@ -45,8 +54,9 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
     gauge : {"10G", "11G", "13G"}
     target : {"anterior_third", "anterior_quarter"}
         Tip depth (``pvp_plan.rules.needle.TARGET_DEPTH_FRACTION``, JSIR 2019 CQ5).
-    bone_hu : float
-        Bone threshold in HU (default ``rules.needle.BONE_HU``).
+    bone_hu : float, optional
+        Fixed bone threshold in HU. None (default): adaptive per level, between the local soft tissue and
+        the local cortex (:func:`pvp_plan.needle.pedicle.level_bone`).
 
     Returns
     -------
@@ -61,19 +71,35 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
         body = segmentation.mask(lv)
     except KeyError as exc:
         raise PlanError(str(exc)) from None
+    if not body.any():
+        raise PlanError(f"{lv.value}: the body mask is empty; no needle path planned")
     frame = body_frame(ct, body)
-    outline = _body_outline(ct)
-    return tuple(_plan_side(ct, body, frame, outline, lv, side, gauge, target, bone_hu) for side in ("left", "right"))
+    lb = level_bone(ct, body, frame, bone_hu=bone_hu)
+    canal_d = _canal_distance(ct, lb)
+    outline = _BodyOutline(ct)
+    return tuple(_plan_side(ct, lb, canal_d, frame, outline, lv, side, gauge, target) for side in ("left", "right"))
 
 
-def _body_outline(ct: CTVolume) -> np.ndarray:
-    m = ct.hu > R.BODY_OUTLINE_HU.value
-    lab, n = ndimage.label(m)
-    if n == 0:
-        return m
-    big = np.argmax(np.bincount(lab.ravel())[1:]) + 1
-    m = lab == big
-    return np.stack([ndimage.binary_fill_holes(s) for s in m])
+class _BodyOutline:
+    """The patient outline (> ``BODY_OUTLINE_HU``, largest region, holes filled), built per axial slice on demand."""
+
+    def __init__(self, ct: CTVolume):
+        self.ct, self.slices = ct, {}
+
+    def _slice(self, z: int) -> np.ndarray:
+        if z not in self.slices:
+            lab, n = ndimage.label(self.ct.hu[z] > R.BODY_OUTLINE_HU.value)
+            m = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1) if n else lab > 0
+            self.slices[z] = ndimage.binary_fill_holes(m)
+        return self.slices[z]
+
+    def inside(self, pts_lps: np.ndarray) -> np.ndarray:
+        idx = np.round(self.ct.lps_to_index(pts_lps)).astype(int)
+        ok = np.all((idx >= 0) & (idx < np.array(self.ct.shape)), axis=1)
+        out = np.zeros(len(idx), bool)
+        for k in np.nonzero(ok)[0]:
+            out[k] = self._slice(int(idx[k, 0]))[idx[k, 1], idx[k, 2]]
+        return out
 
 
 def _target_point(ct, frame, target, sign, offset_mm) -> np.ndarray:
@@ -83,12 +109,12 @@ def _target_point(ct, frame, target, sign, offset_mm) -> np.ndarray:
     return np.array([p[0] + sign * offset_mm, p[1], frame.centroid_lps_mm[2]])
 
 
-def _plan_side(ct, body, frame, outline, lv, side, gauge, target, bone_hu) -> NeedlePath:
+def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, target) -> NeedlePath:
     sign = SIDE_SIGN[side]
-    fit = find_pedicle(ct, body, frame, side, bone_hu=bone_hu, edge_hu=max(bone_hu, R.CORTEX_EDGE_HU.value))
+    fit = find_pedicle(ct, lb, frame, side)
     if fit is None:
         n = Notice("pedicle_not_found", f"{lv.value} {side}: no pedicle found posterior to the body "
-                   f"(bone > {bone_hu:.0f} HU lateral to the canal); no path planned", SAFETY, Severity.WARNING)
+                   f"({lb.describe_threshold()}, lateral to the canal); no path planned", SAFETY, Severity.WARNING)
         return NeedlePath(level=lv.value, side=side, gauge=gauge,
                           pedicle=PedicleMeasurement(side, None, None, None), skin_entry_lps_mm=None,
                           bone_entry_lps_mm=None, target_lps_mm=None, mediolateral_angle_deg=None,
@@ -97,11 +123,10 @@ def _plan_side(ct, body, frame, outline, lv, side, gauge, target, bone_hu) -> Ne
                           notices=(n,))
     notices = list(_gauge_notices(lv, side, fit.width_mm, gauge))
     radius = R.GAUGE_OD_MM[gauge].value / 2
-    canal_d = _canal_distance(ct, frame, bone_hu)
     best = None
     for offset in np.arange(0.0, 20.01, 1.0):  # from the midline outward
         tgt = _target_point(ct, frame, target, sign, offset)
-        ev = _evaluate(ct, body, outline, canal_d, fit, tgt, radius, bone_hu, lv)
+        ev = _evaluate(ct, lb, outline, canal_d, fit, tgt, radius, lv, frame)
         if best is None or (ev["ok"] and not best[1]["ok"]):
             best = (offset, ev)
         if ev["ok"]:
@@ -135,62 +160,47 @@ def _angles(d, sign, prefix="") -> dict:
             f"{prefix}craniocaudal_angle_deg": round(float(cc), 2)}
 
 
-def _canal_distance(ct, frame, bone_hu) -> np.ndarray:
-    """Distance (mm) to the spinal canal: the non-bone region behind the body's midline, box-limited."""
-    sz, sy, sx = ct.spacing_mm
-    z0, z1 = frame.z_range
-    canal = np.zeros(ct.shape, bool)
-    y0 = int(np.ceil(frame.posterior_wall_y)) + 1
-    y1 = min(ct.shape[1], y0 + int(30 / sy))
-    x0, x1 = max(0, int(frame.midline_x - 20 / sx)), min(ct.shape[2], int(frame.midline_x + 20 / sx) + 1)
-    seed_y = y0 + max(1, int(round(3.0 / sy))) - y0
-    for z in range(z0, z1 + 1):
-        sec = ct.hu[z, y0:y1, x0:x1] <= bone_hu
-        lab, _ = ndimage.label(sec)
-        k = lab[min(seed_y, sec.shape[0] - 1), int(round(frame.midline_x)) - x0]
-        if k:
-            comp = lab == k
-            if not (comp[:, 0].any() or comp[:, -1].any() or comp[-1].any()):
-                canal[z, y0:y1, x0:x1] = comp
-    if not canal.any():
-        return np.full(ct.shape, np.inf, np.float32)
-    return ndimage.distance_transform_edt(~canal, sampling=ct.spacing_mm).astype(np.float32)
+def _canal_distance(ct, lb: LevelBone) -> np.ndarray | None:
+    """Distance (mm) to the spinal canal on the level's box (:func:`pvp_plan.needle.pedicle.level_bone`)."""
+    if not lb.canal.any():
+        return None
+    return ndimage.distance_transform_edt(~lb.canal, sampling=ct.spacing_mm).astype(np.float32)
 
 
-def _evaluate(ct, body, outline, canal_d, fit, tgt, radius, bone_hu, lv) -> dict:
+def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) -> dict:
     c = fit.center_lps_mm
     d = tgt - c
     d /= np.linalg.norm(d)
     back = c - np.arange(0, 200, _STEP)[:, None] * d  # isthmus -> skin
     idx = ct.lps_to_index(back)
     inside_grid = np.all((idx >= 0) & (idx <= np.array(ct.shape) - 1), axis=1)
-    inside_body = sample_hu(ct, back, outline.astype(np.float32), order=0) > 0.5
+    inside_body = outline.inside(back)
     notices, ok = [], True
     exits = np.nonzero(~inside_body | ~inside_grid)[0]
     skin = None
     if len(exits) and inside_grid[exits[0]]:
-        skin = back[exits[0] - 1]
+        skin = back[max(exits[0] - 1, 0)]
     else:
         notices.append(Notice("skin_outside_fov", f"{lv.value} {fit.side}: the path leaves the scanned field before "
                               "the skin; skin entry not measured", SAFETY, Severity.CAUTION))
     n_back = exits[0] if len(exits) else len(back)
-    hu_back = sample_hu(ct, back[:n_back])
-    bone = hu_back > bone_hu
-    # bone run containing the isthmus, merging gaps < 3 mm
+    solid = lb.sample(ct, back[:n_back], lb.filled | lb.body) > 0.5
+    # the filled bone run containing the isthmus, merging gaps < 3 mm (facet joints at 3 mm voxels)
     gap, j, last_bone = int(3.0 / _STEP), 0, 0
-    while j < len(bone):
-        if bone[j]:
+    while j < len(solid):
+        if solid[j]:
             last_bone = j
         elif j - last_bone > gap:
             break
         j += 1
     bone_entry = back[last_bone]
-    before = bone[last_bone + gap:]
+    before = sample_hu(ct, back[last_bone + gap:n_back]) > lb.bone_hu
     if before.sum() * _STEP >= 1.0:
         ok = False
         what = "a rib or another bone" if lv.region == Region.THORACIC else "another bone"
         notices.append(Notice("bone_before_pedicle", f"{lv.value} {fit.side}: the path crosses {what} before the "
-                              "pedicle", SAFETY, Severity.WARNING))
+                              f"pedicle ({lb.describe_threshold()})", SAFETY, Severity.WARNING))
+    hu_back = sample_hu(ct, back[:n_back])
     soft = hu_back[last_bone:max(last_bone, len(hu_back) - int(5.0 / _STEP))]  # skip the skin's partial volume
     if (soft < R.LUNG_HU.high).sum() * _STEP >= 3.0:
         ok = False
@@ -198,27 +208,32 @@ def _evaluate(ct, body, outline, canal_d, fit, tgt, radius, bone_hu, lv) -> dict
                               f"(< {R.LUNG_HU.high:.0f} HU inside the body outline)", SAFETY, Severity.WARNING))
     depth = float(np.linalg.norm(tgt - bone_entry))
     fwd = bone_entry + np.arange(0, depth + 1e-9, _STEP)[:, None] * d
-    cd = sample_hu(ct, fwd, canal_d, order=0)
-    cd = cd[np.isfinite(cd)]
-    min_canal = float(cd.min()) if len(cd) else None
+    min_canal = None
+    if canal_d is not None:
+        min_canal = float(lb.sample(ct, fwd, canal_d, order=1, cval=float(canal_d.max())).min())
     if min_canal is not None and min_canal < radius:
         ok = False
         notices.append(Notice("enters_canal", f"{lv.value} {fit.side}: the needle (radius {radius:.2f} mm) comes "
                               f"within {min_canal:.1f} mm of the spinal canal", SAFETY, Severity.WARNING))
-    inf = _inferior_wall(ct, fwd, body, fit, bone_hu)
+    inf = _inferior_wall(ct, lb, fwd, fit)
     if inf is not None and inf < radius:
         ok = False
         notices.append(Notice("breaches_inferior_wall", f"{lv.value} {fit.side}: the needle breaches the inferior "
                               f"pedicle wall (nerve root) ({inf:.1f} mm from the axis)", SAFETY, Severity.WARNING))
     ahead = tgt + np.arange(0, radius + R.ANTERIOR_CORTEX_CLEARANCE_MM.value + 1e-9, _STEP)[:, None] * d
-    if not (sample_hu(ct, ahead, body.astype(np.float32), order=0) > 0.5).all():
+    if not (lb.sample(ct, ahead, lb.body, order=0) > 0.5).all():
         ok = False
         notices.append(Notice("tip_exits_body", f"{lv.value} {fit.side}: the tip lies within "
                               f"{R.ANTERIOR_CORTEX_CLEARANCE_MM.value:.0f} mm of the body's outer cortex (aorta, vena "
                               "cava and segmental vessels lie beyond)", SAFETY, Severity.WARNING))
     sign = SIDE_SIGN[fit.side]
+    angles = _angles(d, sign)
+    tp = _transpedicular_notices(ct, lb, frame, fit, bone_entry, angles["mediolateral_angle_deg"], lv)
+    if tp:
+        ok = False
+        notices += tp
     fields = dict(skin_entry_lps_mm=_t(skin), bone_entry_lps_mm=_t(bone_entry), target_lps_mm=_t(tgt),
-                  **_angles(d, sign),
+                  **angles,
                   skin_to_target_mm=None if skin is None else round(float(np.linalg.norm(tgt - skin)), 2),
                   bone_entry_to_target_mm=round(depth, 2),
                   min_distance_to_medial_wall_mm=None if min_canal is None else round(min_canal, 2),
@@ -227,24 +242,80 @@ def _evaluate(ct, body, outline, canal_d, fit, tgt, radius, bone_hu, lv) -> dict
     return {"ok": ok, "notices": notices, "fields": fields}
 
 
-def _inferior_wall(ct, fwd, body, fit, bone_hu) -> float | None:
-    """Smallest distance from the path axis, inside the pedicle, to the outer surface of its inferior wall."""
-    inb = sample_hu(ct, fwd, body.astype(np.float32), order=0) > 0.5
+def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: float, lv) -> list[Notice]:
+    """Reasons the path is not a transpedicular path (empty when it is); each a ``not_transpedicular`` notice.
+
+    1. Place: the bone entry and the isthmus centre lie lateral to the canal's lateral wall on their slice
+       and posterior to the body's posterior wall (:func:`pvp_plan.needle.pedicle.canal_extent_mm`); a
+       translaminar path enters bone behind the canal, medial to its wall.
+    2. Section: the isthmus is a bone bridge with two walls: its width and height are at least
+       ``PEDICLE_SLIVER_FACTOR`` x the apparent cortex (``PEDICLE_CORTEX_MM``, or the voxel size along
+       the measured direction when larger), and width / height lies in ``PEDICLE_WIDTH_TO_HEIGHT``.
+    3. Angle: the mediolateral angle lies in ``TRANSPEDICULAR_ML_ANGLE_DEG`` and, at lumbar levels, at
+       most ``TRANSPEDICULAR_ANGLE_TOLERANCE_DEG`` below the level's mean transverse pedicle angle
+       (``PEDICLE_TRANSVERSE_ANGLE_DEG``, Zindrick et al., Spine 1987): a needle much more sagittal than
+       the pedicle leaves it through its walls (medially behind the isthmus: lamina, canal).
+    """
+    why, sources = [], set()
+    sp = np.asarray(ct.spacing_mm, float)
+    sign = SIDE_SIGN[fit.side]
+    o = lb.origin_index
+    wall_mm, _ = canal_extent_mm(lb, frame.midline_x - o[2], frame.posterior_wall_y - o[1], sign, sp)
+    for name, pt in (("bone entry", bone_entry), ("isthmus centre", fit.center_lps_mm)):
+        i = ct.lps_to_index(np.asarray(pt, float))
+        lat = (i[2] - frame.midline_x) * sign * sp[2]
+        behind = (i[1] - frame.posterior_wall_y) * sp[1]
+        wall = float(wall_mm[int(np.clip(round(i[0] - o[0]), 0, len(wall_mm) - 1))])
+        if lat < wall or behind < 0.0:
+            why.append(f"the {name} ({lat:.1f} mm lateral of the midline, {behind:.1f} mm behind the body's "
+                       f"posterior wall) is not lateral to the canal (wall at {wall:.1f} mm) behind the body")
+            sources.add(SAFETY)
+    voxel = np.linalg.norm(np.stack([fit.lateral_lps, fit.cranial_lps]) * sp[::-1], axis=1)  # voxel along each
+    for (name, v), vox in zip((("width", fit.width_mm), ("height", fit.height_mm)), voxel):
+        least = R.PEDICLE_SLIVER_FACTOR.value * max(R.PEDICLE_CORTEX_MM.value, float(vox))
+        if v < least:
+            why.append(f"isthmus {name} {v:.2f} mm is under {R.PEDICLE_SLIVER_FACTOR.value:g} x the apparent "
+                       f"cortex ({least:.2f} mm): a single cortical plate, not a pedicle")
+            sources.update((R.PEDICLE_CORTEX_MM.source, R.PEDICLE_SLIVER_FACTOR.source))
+    ratio = fit.width_mm / fit.height_mm if fit.height_mm > 0 else np.inf
+    r = R.PEDICLE_WIDTH_TO_HEIGHT
+    if not r.low <= ratio <= r.high:
+        why.append(f"isthmus width / height {ratio:.2f} is outside the published {r.low:g}-{r.high:g}")
+        sources.add(r.source)
+    a = R.TRANSPEDICULAR_ML_ANGLE_DEG
+    low = a.low
+    if lv.value in R.PEDICLE_TRANSVERSE_ANGLE_DEG:
+        low = max(low, R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].value - R.TRANSPEDICULAR_ANGLE_TOLERANCE_DEG.value)
+        sources.add(R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].source)
+    if not low <= ml_deg <= a.high:
+        why.append(f"mediolateral angle {ml_deg:.1f} deg is outside {low:.1f}-{a.high:.0f} deg for {lv.value}")
+        sources.add(a.source)
+    if not why:
+        return []
+    return [Notice("not_transpedicular", f"{lv.value} {fit.side}: not a transpedicular path: " + "; ".join(why),
+                   "; ".join(sorted(sources)), Severity.WARNING)]
+
+
+def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
+    """Smallest distance from the path axis, inside the pedicle, to the outer surface of its inferior wall.
+
+    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends, at each path
+    point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along the
+    pedicle axis and before the body: the stretch under which the exiting nerve root runs.
+    """
+    inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
+    if len(ped):  # the isthmus region, within 5 mm of its centre along the pedicle, where the root runs below
+        ped = ped[np.abs((ped - fit.center_lps_mm) @ fit.axis_lps) <= _ISTHMUS_HALF_LENGTH_MM]
+    ped = ped[lb.sample(ct, ped, lb.filled) > 0.5] if len(ped) else ped
     if len(ped) == 0:
         return None
     steps = np.arange(0, 20.0, 0.25)
-    best = None
-    for p in ped:
-        prof = sample_hu(ct, p - steps[:, None] * fit.cranial_lps) > bone_hu
-        if not prof.any():
-            continue
-        k = int(np.argmax(prof))
-        while k + 1 < len(prof) and (prof[k + 1] or (k + 4 < len(prof) and prof[k + 2:k + 5].any())):
-            k += 1
-        dist = steps[k]
-        best = dist if best is None else min(best, dist)
-    return None if best is None else float(best)
+    pts = ped[:, None, :] - steps[None, :, None] * fit.cranial_lps
+    inside = (lb.sample(ct, pts.reshape(-1, 3), lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
+    out = np.argmin(inside, axis=1)  # first sample outside the bone
+    out = np.where(inside.all(axis=1), len(steps) - 1, out)
+    return float(steps[out].min())
 
 
 def _gauge_notices(lv, side, width, gauge):

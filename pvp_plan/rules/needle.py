@@ -37,3 +37,35 @@ PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", l
                                source="Zindrick et al., Spine 1987; Panjabi et al., Spine 1992")
 CORTEX_EDGE_HU = Rule(name="outer cortex edge for isthmus widths", unit="HU", value=400.0,
                       source="pvp-plan default", note="about half-way from soft tissue to pedicle cortex (FWHM edge)")
+
+# --- is the path transpedicular at all? (pvp_plan.needle.planner._transpedicular_notices) ---
+_MORPHOMETRY = "Zindrick et al., Spine 1987; Panjabi et al., Spine 1992"
+#: Cortex of the pedicle isthmus. An imaged cortex is never thinner than the voxel along the measured direction,
+#: so the apparent cortex is ``max(value, voxel)``; a "pedicle" narrower than ``PEDICLE_SLIVER_FACTOR`` x that
+#: is one cortical plate (or partial volume), not a bone bridge with two walls.
+PEDICLE_CORTEX_MM = Rule(name="pedicle isthmus cortical thickness", unit="mm", value=1.0,
+                         source="Kothe et al., Spine 1996 (thoracic pedicle cortex about 1 mm, medial thicker)",
+                         note="apparent thickness on CT: max(this, voxel size along the measured direction)")
+PEDICLE_SLIVER_FACTOR = Rule(name="smallest isthmus width or height, in apparent cortical thicknesses",
+                             unit="factor", value=1.5, source="pvp-plan safety check",
+                             note="two walls need at least 2 thicknesses; below 1.5 the section is a single plate")
+#: Width / height of the isthmus. Published means run from about 0.35 (mid-thoracic, about 4.5 x 12 mm) to about
+#: 1.25 (L5, about 16 x 13 mm); the range is about half the smallest and 1.6 x the largest mean.
+PEDICLE_WIDTH_TO_HEIGHT = Rule(name="pedicle isthmus width / height", unit="ratio", low=0.2, high=2.0,
+                               source=_MORPHOMETRY, note="outside it the section read is not a pedicle's")
+#: Mean transverse pedicle angle (convergence from the sagittal plane, degrees) of the lumbar levels, as quoted
+#: from Zindrick 1987 (L1 about 11, L2 12, L3 14, L4 18, L5 30 degrees).
+PEDICLE_TRANSVERSE_ANGLE_DEG: dict[str, Rule] = {
+    lv: Rule(name=f"{lv} mean transverse pedicle angle", unit="deg", value=v, source="Zindrick et al., Spine 1987")
+    for lv, v in {"L1": 10.9, "L2": 12.0, "L3": 14.4, "L4": 17.7, "L5": 29.8}.items()
+}
+#: How far the needle's mediolateral angle may fall below the level's mean transverse pedicle angle: a needle
+#: through the isthmus centre that converges 10 degrees less than the pedicle lies about 3 mm off its axis 15 mm
+#: behind the isthmus (about a lumbar pedicle's length), i.e. beyond the wall of a 7 mm pedicle for an 11G needle.
+TRANSPEDICULAR_ANGLE_TOLERANCE_DEG = Rule(name="needle convergence below the mean transverse pedicle angle",
+                                          unit="deg", value=10.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
+#: Mediolateral needle angle of a transpedicular path at any level (positive = converging). Thoracic pedicles
+#: converge from about 25-30 degrees at T1 to about 0 at T12 (some T11-T12 point slightly laterally); the needle
+#: converges more than the pedicle to reach the midline, but beyond about 45 degrees it runs along the canal.
+TRANSPEDICULAR_ML_ANGLE_DEG = Rule(name="mediolateral angle of a transpedicular needle", unit="deg",
+                                   low=-10.0, high=45.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")

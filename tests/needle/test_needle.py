@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from pvp_plan.errors import PlanError
+from pvp_plan.levels import Level
 from pvp_plan.needle import needle_layer_data, plan_level_needle_paths, project_path_on_axial
 from pvp_plan.rules.needle import PEDICLE_WIDTH_LUMBAR_MM
 from pvp_plan.segment.types import Segmentation
@@ -53,6 +54,58 @@ def test_phantom_narrow_thoracic_pedicle_warns(phantom):
         assert any("13G" in n.message or "parapedicular" in n.message for n in p.notices)
 
 
+def test_phantom_true_pedicles_are_transpedicular(phantom):
+    """The not-transpedicular check never fires on a true pedicle (phantom truth), at any found level or side."""
+    ph, seg = phantom
+    found = 0
+    for level in ph.truth["levels"]:
+        for p in plan_level_needle_paths(ph.ct, seg, level):
+            if p.target_lps_mm is not None:
+                found += 1
+                assert "not_transpedicular" not in {n.code for n in p.notices}, (level, p.side, p.notices)
+    assert found >= 8
+
+
+def _l4_right_check(entry_lps=None, ml_deg=None):
+    """Notices of the transpedicular check on abdomen L4 right, with the bone entry and angle optionally replaced."""
+    from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
+    from pvp_plan.needle.planner import _transpedicular_notices
+
+    ct, seg, _ = _abdomen()
+    lv = Level("L4")
+    frame = body_frame(ct, seg.mask(lv))
+    lb = level_bone(ct, seg.mask(lv), frame)
+    path = {p.side: p for p in plan_level_needle_paths(ct, seg, lv)}["right"]
+    fit = find_pedicle(ct, lb, frame, "right")
+    entry = path.bone_entry_lps_mm if entry_lps is None else entry_lps(ct, frame, fit)
+    ml = path.mediolateral_angle_deg if ml_deg is None else ml_deg
+    return path, {n.code for n in _transpedicular_notices(ct, lb, frame, fit, np.asarray(entry), ml, lv)}
+
+
+def _on_lamina(ct, frame, fit):
+    """A bone entry on the right lamina: 4 mm right of the midline, 22 mm behind the body (behind the canal)."""
+    i = ct.lps_to_index(np.asarray(fit.center_lps_mm))
+    sp = ct.spacing_mm
+    return ct.index_to_lps(np.array([i[0], frame.posterior_wall_y + 22.0 / sp[1], frame.midline_x - 4.0 / sp[2]]))
+
+
+def test_real_ct_translaminar_path_flagged_not_transpedicular():
+    """Abdomen L4 right (real CT): a path entering bone on the lamina behind the canal, or running sagittally (0 deg,
+    L4 pedicles converge about 18 deg), is flagged ``not_transpedicular`` and never called safe; the planned path
+    itself (entry 19 mm lateral of the midline, canal wall at 15 mm; 8.3 deg) passes the check."""
+    path, planned = _l4_right_check()
+    assert "not_transpedicular" not in planned
+    assert "not_transpedicular" in _l4_right_check(entry_lps=_on_lamina)[1]
+    assert "not_transpedicular" in _l4_right_check(ml_deg=0.0)[1]
+
+
+def test_real_ct_cortex_slivers_are_not_safe():
+    """Abdomen L1 right (isthmus read 3.6 mm at 3 mm voxels: one cortical plate) is flagged and not safe."""
+    ct, seg, _ = _abdomen()
+    p = {q.side: q for q in plan_level_needle_paths(ct, seg, "L1")}["right"]
+    assert not p.safe and "not_transpedicular" in {n.code for n in p.notices}
+
+
 def test_layer_data_and_projection(phantom):
     ph, seg = phantom
     paths = plan_level_needle_paths(ph.ct, seg, "L2")
@@ -90,24 +143,110 @@ def _abdomen():
     return ct, seg, _labels(root / "reference/totalseg_total_vertebrae.nii.gz")
 
 
-def test_abdomen_paths_stay_in_bone_and_out_of_canal():
-    from scipy import ndimage
+def _thorax():
+    from pvp_plan.io.load import load_ct
+    from pvp_plan.levels import Level
+    from pvp_plan.segment.external import split_vertebral_bodies
 
+    root = shared_path("thorax_1p5mm")
+    ct = load_ct(root / "ct.nii.gz")
+    vert = np.where(_labels(root / "reference/totalseg_vertebra_T12.nii.gz") > 0, Level("T12").label, 0)
+    bodies = split_vertebral_bodies(vert.astype(np.uint8), spacing_mm=ct.spacing_mm)
+    return ct, Segmentation.from_label_map(bodies, ct, method="external: TotalSegmentator T12, body split"), vert
+
+
+def _reference(case: str, level: str):
+    """CT, body segmentation, whole-vertebra reference mask (vertebra | body) of one level of a real CT."""
     from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
 
-    ct, seg, vert = _abdomen()
-    for level in ("L1", "L3"):
-        vmask = ndimage.binary_dilation((vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]) | seg.mask(level))
-        for p in plan_level_needle_paths(ct, seg, level):
-            a, b = np.array(p.bone_entry_lps_mm), np.array(p.target_lps_mm)
-            idx = np.round(ct.lps_to_index(a + np.linspace(0, 1, 50)[:, None] * (b - a))).astype(int)
-            assert vmask[idx[:, 0], idx[:, 1], idx[:, 2]].mean() >= 0.9  # 3 mm voxels: one-voxel rim allowed
-            assert p.min_distance_to_medial_wall_mm is not None and p.min_distance_to_medial_wall_mm > 0
+    if case == "abdomen_3mm":
+        ct, seg, vert = _abdomen()
+        vmask = vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]
+    else:
+        ct, seg, vert = _thorax()
+        vmask = vert > 0
+    return ct, seg, vmask | seg.mask(level)
 
 
-@pytest.mark.xfail(reason="3 mm real CT: pedicle sections at 200 HU are cortex fragments; widths read 1-12 mm (known gap)")
-def test_abdomen_widths_in_published_range():
-    ct, seg, _ = _abdomen()
-    for level in ("L1", "L3"):
-        for p in plan_level_needle_paths(ct, seg, level):
-            assert PEDICLE_WIDTH_LUMBAR_MM.low - 1.5 <= p.pedicle.width_mm <= PEDICLE_WIDTH_LUMBAR_MM.high
+def _reference_canal_distance_mm(vmask: np.ndarray, spacing_mm) -> np.ndarray:
+    """Distance (mm) to the reference canal: per axial slice, the largest hole (>= 60 mm^2) of the vertebra ring
+    (closed by one voxel, as the 3 mm reference masks leave it open by a voxel)."""
+    from scipy import ndimage
+
+    canal = np.zeros(vmask.shape, bool)
+    for z in range(vmask.shape[0]):
+        ring = ndimage.binary_closing(np.pad(vmask[z], 2), iterations=1)[2:-2, 2:-2] | vmask[z]
+        holes = ndimage.binary_fill_holes(ring) & ~ring
+        lab, n = ndimage.label(holes)
+        if n:
+            areas = np.asarray(ndimage.sum(holes, lab, range(1, n + 1))) * spacing_mm[1] * spacing_mm[2]
+            if areas.max() >= 60.0:
+                canal[z] = lab == int(np.argmax(areas)) + 1
+    assert canal.any(), "reference canal not found"
+    return ndimage.distance_transform_edt(~canal, sampling=spacing_mm)
+
+
+def _path_against_reference(ct, path, vmask, canal_d):
+    """(fraction of the bone-entry -> target segment inside the reference vertebra, min distance to its canal)."""
+    a, b = np.array(path.bone_entry_lps_mm), np.array(path.target_lps_mm)
+    idx = np.round(ct.lps_to_index(a + np.linspace(0, 1, 60)[:, None] * (b - a))).astype(int)
+    idx = np.clip(idx, 0, np.array(ct.shape) - 1)
+    return float(vmask[tuple(idx.T)].mean()), float(canal_d[tuple(idx.T)].min())
+
+
+_REAL_LEVELS = [("abdomen_3mm", lv) for lv in ("L1", "L2", "L3", "L4", "L5")] + [("thorax_1p5mm", "T12")]
+
+
+@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
+def test_real_ct_safety_flags_agree_with_reference(case, level):
+    """A path called safe stays inside the reference vertebra and clear of its canal; a path that crosses the
+    reference canal is flagged ``enters_canal``. (The planner never sees the reference: CT and bodies only.)"""
+    ct, seg, vmask = _reference(case, level)
+    canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
+    for p in plan_level_needle_paths(ct, seg, level):
+        if p.target_lps_mm is None:
+            assert not p.safe and {n.code for n in p.notices} == {"pedicle_not_found"}
+            continue
+        inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+        if p.safe:
+            assert inside >= 0.95 and canal_mm > 0.0, (p.side, inside, canal_mm)
+        if canal_mm == 0.0:
+            assert "enters_canal" in {n.code for n in p.notices}, p.side
+
+
+# Sides where the issue 5 target is not met yet, with what the planner does there (measured 2026-11-21, b510453).
+_NOT_MET = {
+    ("abdomen_3mm", "L1", "right"): "isthmus read 3.6 mm (a sliver of cortex): flagged not_transpedicular",
+    ("abdomen_3mm", "L2", "left"): "isthmus read 3.8 mm (a sliver of cortex): flagged not_transpedicular",
+    ("abdomen_3mm", "L3", "left"): "isthmus height read 4.3 mm (width / height 3.6): flagged not_transpedicular",
+    ("abdomen_3mm", "L3", "right"): "no pedicle found (sections merge with the transverse process at 3 mm)",
+    ("abdomen_3mm", "L4", "left"): "flagged breaches_inferior_wall without reason",
+    ("abdomen_3mm", "L4", "right"): "isthmus 6.4 mm (under 7); the path (8 deg, medial half of the pedicle, tip 13 mm "
+                                    "off the midline) is called safe and passes the transpedicular check",
+    ("abdomen_3mm", "L5", "left"): "no pedicle found (medial path source and sink touch: canal depth misread)",
+    ("abdomen_3mm", "L5", "right"): "no pedicle found (medial path source and sink touch: canal depth misread)",
+    ("thorax_1p5mm", "T12", "left"): "flagged enters_canal and breaches_inferior_wall; the reference canal is 7.5 mm away",
+    ("thorax_1p5mm", "T12", "right"): "flagged enters_canal, breaches_inferior_wall and not_transpedicular (height "
+                                      "read 2.2 mm)",
+}
+_REAL_SIDES = [pytest.param(case, level, side, marks=pytest.mark.xfail(strict=True, reason=_NOT_MET[case, level, side]))
+               if (case, level, side) in _NOT_MET else (case, level, side)
+               for case, level in _REAL_LEVELS for side in ("left", "right")]
+
+
+@pytest.mark.parametrize(("case", "level", "side"), _REAL_SIDES)
+def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level, side):
+    """Issue 5 "done when" on real CT, per side: a path is planned, stays inside the reference vertebra from the
+    bone entry to the target and outside its canal, is called safe, and the isthmus width is in the published
+    range (thoracic 4-8 mm, lumbar 7-18 mm)."""
+    from pvp_plan.rules.needle import PEDICLE_WIDTH_THORACIC_MM
+
+    ct, seg, vmask = _reference(case, level)
+    canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
+    band = PEDICLE_WIDTH_THORACIC_MM if level.startswith("T") else PEDICLE_WIDTH_LUMBAR_MM
+    p = {q.side: q for q in plan_level_needle_paths(ct, seg, level)}[side]
+    assert p.target_lps_mm is not None, [n.code for n in p.notices]
+    inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+    assert inside >= 0.95 and canal_mm > 0.0, (inside, canal_mm)
+    assert p.safe, [n.code for n in p.notices]
+    assert band.low <= p.pedicle.width_mm <= band.high, p.pedicle.width_mm
