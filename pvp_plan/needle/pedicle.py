@@ -435,22 +435,32 @@ def _cross_hair(ct, lb, p, u, w) -> tuple[float, float, np.ndarray, float, bool]
     return width, height, c, float(np.linalg.norm(c - p)), on_body
 
 
-def _run_through(line: np.ndarray, i: int) -> tuple[int, int] | None:
-    """(first, last) index of the True run of ``line`` at ``i`` (or the nearest within 2 mm); None if the run
-    touches either end of the line (bone merged beyond the crop) or there is none."""
+def _run_around(line: np.ndarray, i: int, max_gap_mm: float | None = None) -> tuple[int, int] | None:
+    """(first, last) index of the True run of ``line`` at ``i``, or at the nearest True sample (no farther
+    than ``max_gap_mm`` when given); None if there is none."""
     if not line[i]:
         hits = np.nonzero(line)[0]
-        if not len(hits) or np.abs(hits - i).min() * _STEP_MM > 2.0:
+        if not len(hits):
             return None
-        i = int(hits[np.argmin(np.abs(hits - i))])
+        j = int(hits[np.argmin(np.abs(hits - i))])
+        if max_gap_mm is not None and abs(j - i) * _STEP_MM > max_gap_mm:
+            return None
+        i = j
     a, b = i, i
     while a > 0 and line[a - 1]:
         a -= 1
     while b < len(line) - 1 and line[b + 1]:
         b += 1
-    if a == 0 or b == len(line) - 1:
-        return None
     return a, b
+
+
+def _run_through(line: np.ndarray, i: int) -> tuple[int, int] | None:
+    """(first, last) index of the True run of ``line`` at ``i`` (or the nearest within 2 mm); None if the run
+    touches either end of the line (bone merged beyond the crop) or there is none."""
+    run = _run_around(line, i, max_gap_mm=2.0)
+    if run is None or run[0] == 0 or run[1] == len(line) - 1:
+        return None
+    return run
 
 
 def _extent_mm(ct, lb, centre, direction, run_line, c_mm) -> float | None:
@@ -460,17 +470,10 @@ def _extent_mm(ct, lb, centre, direction, run_line, c_mm) -> float | None:
     centre's offset on it. Each edge is the steepest HU fall (outward) on a cubic profile within
     ``max(2 mm, 0.75 voxel)`` of the mask's border; the mask border itself when the profile has no fall.
     """
-    i = int(round(c_mm / _STEP_MM)) + len(run_line) // 2
-    if not run_line[i]:
-        hits = np.nonzero(run_line)[0]
-        if not len(hits):
-            return None
-        i = int(hits[np.argmin(np.abs(hits - i))])
-    a, b = i, i
-    while a > 0 and run_line[a - 1]:
-        a -= 1
-    while b < len(run_line) - 1 and run_line[b + 1]:
-        b += 1
+    run = _run_around(run_line, int(round(c_mm / _STEP_MM)) + len(run_line) // 2)
+    if run is None:
+        return None
+    a, b = run
     half = (len(run_line) // 2) * _STEP_MM
     lo_mm, hi_mm = a * _STEP_MM - half - c_mm, b * _STEP_MM - half - c_mm  # borders, signed from the centre
     win = max(2.0, 0.75 * float(max(ct.spacing_mm)))
