@@ -193,11 +193,19 @@ def cortical_edge_hu(hu: np.ndarray, body: np.ndarray, t_edge: float, soft_tissu
 
 
 def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: float) -> np.ndarray:
-    """Drop boundary voxels below the partial-volume mid-point (:func:`cortical_edge_hu`, 3-voxel box)."""
-    body = seg >= 0
-    edge = body & ~ndimage.binary_erosion(body)
+    """Drop boundary voxels below the partial-volume mid-point (:func:`cortical_edge_hu`, 3-voxel box).
+
+    Computed in the bodies' bounding box grown by one voxel, which holds every boundary voxel's neighbours.
+    """
     out = seg.copy()
-    out[edge & (hu < cortical_edge_hu(hu, body, t_edge, soft_tissue_hu, (3, 3, 3)))] = -1
+    found = ndimage.find_objects((seg >= 0).view(np.uint8))
+    if not found:
+        return out
+    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(found[0], seg.shape))
+    body = seg[box] >= 0
+    edge = body & ~ndimage.binary_erosion(body)
+    region = out[box]
+    region[edge & (hu[box] < cortical_edge_hu(hu[box], body, t_edge, soft_tissue_hu, (3, 3, 3)))] = -1
     return out
 
 
