@@ -17,8 +17,6 @@ RECOMMENDED_GAUGE = Rule(name="recommended needle gauge", unit="G", value=11.0, 
                          note="11G or thinner")
 BONE_MARGIN_MM = Rule(name="bone left on each side of the needle in the pedicle isthmus", unit="mm", value=1.0,
                       source="pvp-plan safety check", note="flag when isthmus width < OD + 2 x margin")
-BONE_HU = Rule(name="bone threshold", unit="HU", value=200.0, source="pvp-plan default",
-               note="between soft tissue (< 100 HU) and pedicle cortex; an option of the planner")
 BODY_OUTLINE_HU = Rule(name="body outline threshold (air / soft tissue)", unit="HU", value=-500.0,
                        source="pvp-plan default")
 LUNG_HU = Rule(name="lung inside the body outline", unit="HU", high=-400.0, source="pvp-plan safety check")
@@ -35,8 +33,6 @@ PEDICLE_WIDTH_THORACIC_MM = Rule(name="thoracic pedicle isthmus width", unit="mm
                                  note="T4-T12 typical range; T1-T2 wider")
 PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", low=7.0, high=18.0,
                                source="Zindrick et al., Spine 1987; Panjabi et al., Spine 1992")
-CORTEX_EDGE_HU = Rule(name="outer cortex edge for isthmus widths", unit="HU", value=400.0,
-                      source="pvp-plan default", note="about half-way from soft tissue to pedicle cortex (FWHM edge)")
 
 # --- is the path transpedicular at all? (pvp_plan.needle.planner._transpedicular_notices) ---
 _MORPHOMETRY = "Zindrick et al., Spine 1987; Panjabi et al., Spine 1992"
