@@ -364,12 +364,11 @@ def _plane_axes(axis: np.ndarray, sign: float) -> tuple[np.ndarray, np.ndarray]:
     return u, (w if w[2] > 0 else -w)
 
 
-def sample_hu(ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray | None = None, order: int = 1) -> np.ndarray:
-    """Trilinear samples of the HU (or ``array``) at LPS points; -1024 / 0 outside the grid."""
-    arr = ct.hu if array is None else array
+def sample_hu(ct: CTVolume, pts_lps: np.ndarray) -> np.ndarray:
+    """Trilinear samples of the CT's HU at LPS points; -1024 (air) outside the grid."""
     idx = ct.lps_to_index(np.asarray(pts_lps, float).reshape(-1, 3)).T
-    cval = -1024.0 if array is None else 0.0
-    return ndimage.map_coordinates(arr.astype(np.float32, copy=False), idx, order=order, cval=cval)
+    # sampled from the stored HU array as it is (no float copy of the whole CT per call), output in float32
+    return ndimage.map_coordinates(ct.hu, idx, order=1, cval=-1024.0, output=np.float32)
 
 
 def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:

@@ -194,13 +194,13 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
             break
         j += 1
     bone_entry = back[last_bone]
-    before = sample_hu(ct, back[last_bone + gap:n_back]) > lb.bone_hu
+    hu_back = sample_hu(ct, back[:n_back])
+    before = hu_back[last_bone + gap:] > lb.bone_hu
     if before.sum() * _STEP >= 1.0:
         ok = False
         what = "a rib or another bone" if lv.region == Region.THORACIC else "another bone"
         notices.append(Notice("bone_before_pedicle", f"{lv.value} {fit.side}: the path crosses {what} before the "
                               f"pedicle ({lb.describe_threshold()})", SAFETY, Severity.WARNING))
-    hu_back = sample_hu(ct, back[:n_back])
     soft = hu_back[last_bone:max(last_bone, len(hu_back) - int(5.0 / _STEP))]  # skip the skin's partial volume
     if (soft < R.LUNG_HU.high).sum() * _STEP >= 3.0:
         ok = False
