@@ -18,7 +18,7 @@ from skimage.segmentation import watershed
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
-from pvp_plan.segment.working_grid import ball, disk_in_plane, slice_enclosures
+from pvp_plan.segment.working_grid import IN_SLICE, ball, disk_in_plane, slice_enclosures
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
@@ -95,10 +95,30 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
         markers[core & mask & (markers == 0)] = 1
         mask &= watershed(hu, markers, mask=mask) == 1
     opened = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
-    mask = detach_pedicle_roots(opened, spacing_mm, options)
-    lab, _ = ndimage.label(mask)
-    keep = np.unique(lab[core & mask])
-    return np.isin(lab, keep[keep > 0]), opened & ~mask
+    sections = detach_pedicle_roots(opened, spacing_mm, options)
+    lab, _ = ndimage.label(sections)
+    keep = np.unique(lab[core & sections])
+    body = restore_endplate_caps(np.isin(lab, keep[keep > 0]), sections, opened)
+    return body, opened & ~body
+
+
+def restore_endplate_caps(body: np.ndarray, sections: np.ndarray, opened: np.ndarray) -> np.ndarray:
+    """Give back the thin end slices of tilted bodies that the in-plane pedicle cut deleted whole.
+
+    A slice through a tilted endplate holds only a band of the body, narrower than the pedicle-cut
+    disk, so :func:`detach_pedicle_roots` removes all of it; the trabecular slice under it is then
+    left without its cortex and peeled too (a lumbar body lost up to 10 % at its posterior endplate).
+    An in-slice piece of ``opened`` of which nothing survived the cut (nothing in ``sections``) is
+    given back where it lies straight above or below ``body`` (propagated along z only, so it never
+    spreads sideways). A piece that kept a section of its own (a vessel beside the body, a rib) is
+    never re-attached.
+    """
+    lab, _ = ndimage.label(opened, structure=IN_SLICE)
+    survived = np.unique(lab[sections])
+    cut_whole = opened & ~np.isin(lab, survived)
+    along_z = np.zeros((3, 3, 3), bool)
+    along_z[:, 1, 1] = True
+    return ndimage.binary_propagation(body, structure=along_z, mask=body | cut_whole)
 
 
 def detach_pedicle_roots(mask: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -180,20 +200,21 @@ def segment_slices(seg: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def cortical_edge_hu(hu: np.ndarray, body: np.ndarray, t_edge: float, soft_tissue_hu: float,
-                     size: tuple[int, int, int]) -> np.ndarray:
-    """HU a boundary voxel must reach to belong to the body: half-way to the body's own cortical ridge.
+                     size: tuple[int, int, int], fraction: float) -> np.ndarray:
+    """HU a boundary voxel must reach to belong to the body: ``fraction`` of the way to its cortical ridge.
 
     The ridge is the brightest body voxel within the box ``size`` (voxels) around each voxel. The
     blurred cortex is brighter than a global threshold for ~1 mm outside its outer surface (a 1 mm
-    shell of ~1300 HU at a 0.6 mm point-spread still reads ~600 HU one voxel out); half-way between
-    soft tissue and the local ridge is the partial-volume mid-point. Never below ``t_edge``.
+    shell of ~1300 HU at a 0.6 mm point-spread still reads ~600 HU one voxel out), so the edge is
+    measured from soft tissue towards the local ridge (see ``ColumnOptions.edge_fraction``).
+    Never below ``t_edge``.
     """
     peak = ndimage.maximum_filter(np.where(body, hu, soft_tissue_hu), size=size)
-    return np.maximum(t_edge, 0.5 * (soft_tissue_hu + peak))
+    return np.maximum(t_edge, soft_tissue_hu + fraction * (peak - soft_tissue_hu))
 
 
-def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: float) -> np.ndarray:
-    """Drop boundary voxels below the partial-volume mid-point (:func:`cortical_edge_hu`, 3-voxel box).
+def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: float, fraction: float) -> np.ndarray:
+    """Drop boundary voxels below the cortical edge (:func:`cortical_edge_hu`, 3-voxel box).
 
     Computed in the bodies' bounding box grown by one voxel, which holds every boundary voxel's neighbours.
     """
@@ -205,17 +226,17 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
     body = seg[box] >= 0
     edge = body & ~ndimage.binary_erosion(body)
     region = out[box]
-    region[edge & (hu[box] < cortical_edge_hu(hu[box], body, t_edge, soft_tissue_hu, (3, 3, 3)))] = -1
+    region[edge & (hu[box] < cortical_edge_hu(hu[box], body, t_edge, soft_tissue_hu, (3, 3, 3), fraction))] = -1
     return out
 
 
 def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t_edge: float,
-                      soft_tissue_hu: float, ridge_mm: float) -> np.ndarray:
+                      soft_tissue_hu: float, ridge_mm: float, fraction: float) -> np.ndarray:
     """Redraw each level's boundary at full CT resolution within one working voxel of the coarse boundary.
 
     ``labels`` is the coarse result repeated onto the CT grid (-1 = background); ``hu`` the CT's HU.
     A voxel is kept where its lightly smoothed HU reaches :func:`cortical_edge_hu`, the ridge looked
-    for within ``ridge_mm`` (mm).
+    for within ``ridge_mm`` (mm) and the edge ``fraction`` of the way to it.
     """
     out = np.full(labels.shape, -1, np.int16)
     size = tuple(2 * f + 1 for f in factors)
@@ -239,7 +260,7 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
         smooth = ndimage.gaussian_filter(hu[box].astype(np.float32), 0.5 / np.asarray(spacing_mm))
         # binary dilation / erosion by a box of ones (zero border), as separable 1-D max / min filters
         grown = ndimage.maximum_filter(mk, size=size, mode="constant", cval=0)
-        edge_hu = cortical_edge_hu(smooth, grown, t_edge, soft_tissue_hu, ridge)
+        edge_hu = cortical_edge_hu(smooth, grown, t_edge, soft_tissue_hu, ridge, fraction)
         new = fill_holes_per_slice((smooth > edge_hu) & grown)
         new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=size, mode="constant", cval=0))
         lab, n = ndimage.label(new)

@@ -110,7 +110,8 @@ def segment_vertebral_bodies(
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
     t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
-    seg = body_mask.tidy_segments(body_mask.peel_halo(seg, hu, t_edge, opts.soft_tissue_hu), core)
+    peeled = body_mask.peel_halo(seg, hu, t_edge, opts.soft_tissue_hu, opts.edge_fraction)
+    seg = body_mask.tidy_segments(peeled, core)
     report("level names", 0.7)
     slices = body_mask.segment_slices(seg)
     sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm, attached=roots)
@@ -125,7 +126,7 @@ def segment_vertebral_bodies(
     if grid.factors != (1, 1, 1):
         full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
                                            ct.spacing_mm, grid.factors, t_edge, opts.soft_tissue_hu,
-                                           opts.edge_ridge_mm)
+                                           opts.edge_ridge_mm, opts.edge_fraction)
     else:
         full = seg
     result = _named(full, ct, bodies, open_ended, named)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pvp_plan.segment.body_mask import cortical_edge_hu, peel_halo
+from pvp_plan.segment.body_mask import (
+    cortical_edge_hu,
+    detach_pedicle_roots,
+    peel_halo,
+    restore_endplate_caps,
+)
 from pvp_plan.segment.canal import CanalTrack
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes
@@ -46,16 +51,40 @@ def test_peel_halo_drops_the_blurred_cortex_outside_the_body_but_keeps_the_ridge
     hu = _blurred_shell()
     t_edge = 100.0
     seg = np.where(np.broadcast_to(np.arange(40) < 21, hu.shape), 0, -1).astype(np.int16)  # a voxel too wide
-    kept = peel_halo(seg, hu, t_edge, 40.0)[2, 2] >= 0  # the middle row: inside in y and z
+    kept = peel_halo(seg, hu, t_edge, 40.0, ColumnOptions().edge_fraction)[2, 2] >= 0  # middle row: inside in y, z
     assert int(np.argmax(hu[2, 2])) == 19
     assert kept[:20].all() and not kept[20:].any()
     assert hu[2, 2, 20] > t_edge  # the global threshold alone would keep this voxel of blurred cortex
 
 
-def test_cortical_edge_hu_is_half_way_to_the_local_ridge_and_never_below_t_edge():
+def test_cortical_edge_hu_is_the_fraction_of_the_way_to_the_local_ridge_and_never_below_t_edge():
     hu = np.full((3, 3, 9), 40.0, np.float32)
     hu[1, 1, 4] = 840.0
     body = hu > 100
-    edge = cortical_edge_hu(hu, body, 100.0, 40.0, (3, 3, 3))
-    assert edge[1, 1, 3] == 440.0 and edge[1, 1, 5] == 440.0
-    assert edge[1, 1, 0] == 100.0  # far from any body voxel: the global floor
+    for fraction, expected in ((0.5, 440.0), (0.6, 520.0)):
+        edge = cortical_edge_hu(hu, body, 100.0, 40.0, (3, 3, 3), fraction)
+        assert edge[1, 1, 3] == expected and edge[1, 1, 5] == expected
+        assert edge[1, 1, 0] == 100.0  # far from any body voxel: the global floor
+
+
+def test_thin_end_slices_of_a_tilted_body_are_restored_but_a_vessel_beside_it_is_not():
+    """1 mm voxels. A 30 x 40 mm body section on slices 2-9; above it, slices 10-11 hold only a 6 mm band at its
+    back (a tilted endplate), narrower than the pedicle-cut disk, so the in-plane cut deletes them whole. A 20 mm
+    vessel runs up beside the body (its own section survives the cut), and a bridge joins the two on slices 4-5."""
+    opts = ColumnOptions()
+    sp = (1.0, 1.0, 1.0)
+    opened = np.zeros((14, 60, 90), bool)
+    opened[2:10, 10:40, 10:50] = True  # the body
+    opened[10:12, 34:40, 10:50] = True  # the endplate band
+    yy, xx = np.mgrid[:60, :90]
+    opened[:, (yy - 37) ** 2 + (xx - 61) ** 2 <= 100] = True  # the vessel, 20 mm across
+    opened[4:6, 30:40, 50:52] = True  # the bridge
+    sections = detach_pedicle_roots(opened, sp, opts)
+    assert not sections[10:12, 34:40, 10:50].any()  # the cut deletes the band ...
+    body = sections & (np.arange(90) < 50)[None, None, :]  # ... and the body is the part kept (core-connected)
+    restored = restore_endplate_caps(body, sections, opened)
+    under = body[9, 34:40, 10:50]  # the body's top slice under the band (its cut corners rounded)
+    assert under.mean() > 0.9
+    assert (restored[10:12, 34:40, 10:50] == under).all()  # the band is given back where it lies over the body
+    assert not restored[:, (yy - 37) ** 2 + (xx - 61) ** 2 <= 100].any()  # the vessel is not attached
+    assert not (restored & ~opened).any()
