@@ -253,8 +253,8 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
        the measured direction when larger), and width / height lies in ``PEDICLE_WIDTH_TO_HEIGHT``.
     3. Angle: the mediolateral angle lies in ``TRANSPEDICULAR_ML_ANGLE_DEG`` and, at lumbar levels, at
        most ``TRANSPEDICULAR_ANGLE_TOLERANCE_DEG`` below the level's mean transverse pedicle angle
-       (``PEDICLE_TRANSVERSE_ANGLE_DEG``, Zindrick et al., Spine 1987): a needle much more sagittal than
-       the pedicle leaves it through its walls (medially behind the isthmus: lamina, canal).
+       (``PEDICLE_TRANSVERSE_ANGLE_DEG``, as commonly quoted from Zindrick et al., Spine 1987): a needle much
+       more sagittal than the pedicle leaves it through its walls (medially behind the isthmus: lamina, canal).
     """
     why, sources = [], set()
     sp = np.asarray(ct.spacing_mm, float)

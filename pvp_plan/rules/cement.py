@@ -12,7 +12,11 @@ from __future__ import annotations
 from pvp_plan.rules import Rule, cq
 
 CQ5 = cq(5)
-MOLLOY_2003 = "Molloy S et al., Spine 2003;28:1549-54 (cadaver study)"
+#: The effect of vertebral body percentage fill on mechanical behavior during percutaneous vertebroplasty
+#: (PMID 12865843): 120 osteoporotic cadaver bodies T6-L5; mean fill 16.2% restored strength, 29.8% stiffness,
+#: both weakly correlated (r2 0.21, 0.27). The 16% / 30% figures are this paper's (its abstract), not those of
+#: Belkoff et al., Spine 2001.
+MOLLOY_2003 = "Molloy S et al., Spine 2003;28:1549-54, PMID 12865843 (cadaver study)"
 MYELOMA_STUDY = "PVP + zoledronic acid myeloma study"
 
 #: Fraction of the body volume one CQ5 reference calls sufficient fill.
@@ -46,11 +50,13 @@ TYPICAL_OSTEOPOROTIC_ML = {
 #: Biomechanical context (not guideline): fill that restored strength and stiffness in cadaver vertebrae.
 MOLLOY_STRENGTH_FILL = Rule(
     name="fill restoring strength", unit="fraction of body volume", source=MOLLOY_2003, value=0.16,
-    note="context from cadaver studies, not a guideline recommendation",
+    note="context from cadaver studies, not a guideline recommendation; 16.2% on average, weakly correlated "
+         "(r2 0.21)",
 )
 MOLLOY_STIFFNESS_FILL = Rule(
     name="fill restoring stiffness", unit="fraction of body volume", source=MOLLOY_2003, value=0.30,
-    note="context from cadaver studies, not a guideline recommendation",
+    note="context from cadaver studies, not a guideline recommendation; 29.8% on average, weakly correlated "
+         "(r2 0.27)",
 )
 
 #: CQ5's own words on what to do, quoted whenever the fill guidance exceeds the 5 mL caution.

@@ -28,19 +28,31 @@ TARGET_DEPTH_FRACTION: dict[str, Rule] = {
 }
 ANTERIOR_CORTEX_CLEARANCE_MM = Rule(name="tip clearance to the anterior cortex", unit="mm", value=3.0,
                                     source="pvp-plan safety check")
+#: Published pedicle morphometry that could be read and checked (abstracts, PMC full texts). The classic series
+#: (Zindrick MR et al., Spine 1987;12:160; Panjabi MM et al., Spine 1991;16:888-901 thoracic and Spine 1992
+#: lumbar) were not re-checked against their tables, so they are not cited for these figures.
+_LIEN_2007 = "Lien SB et al., Eur Spine J 2007;16:1215-1222"
+_KAUR_2016 = "Kaur K et al., J Clin Orthop Trauma 2016;7:101-108"
+#: Level means by CT: T1 9.3, narrowest T4 4.5, T12 8.3 mm (Kaur 2016); per pedicle 3.4-7.7 mm at T1-T10
+#: (Lien 2007).
 PEDICLE_WIDTH_THORACIC_MM = Rule(name="thoracic pedicle isthmus width", unit="mm", low=4.0, high=8.0,
-                                 source="Zindrick et al., Spine 1987; Panjabi et al., Spine 1992",
-                                 note="T4-T12 typical range; T1-T2 wider")
+                                 source=f"{_KAUR_2016} (CT level means T4 4.5 to T12 8.3 mm); {_LIEN_2007}",
+                                 note="T4-T12 typical range of level means; T1-T2 wider; single pedicles fall below 4")
+#: Per pedicle 7.2-17.8 mm at T11-L5 (Lien 2007, 15 dry-bone spines).
 PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", low=7.0, high=18.0,
-                               source="Zindrick et al., Spine 1987; Panjabi et al., Spine 1992")
+                               source=f"{_LIEN_2007} (7.2-17.8 mm, T11-L5)")
 
 # --- is the path transpedicular at all? (pvp_plan.needle.planner._transpedicular_notices) ---
-_MORPHOMETRY = "Zindrick et al., Spine 1987; Panjabi et al., Spine 1992"
+_MORPHOMETRY = f"{_LIEN_2007}; {_KAUR_2016}"
 #: Cortex of the pedicle isthmus. An imaged cortex is never thinner than the voxel along the measured direction,
 #: so the apparent cortex is ``max(value, voxel)``; a "pedicle" narrower than ``PEDICLE_SLIVER_FACTOR`` x that
 #: is one cortical plate (or partial volume), not a bone bridge with two walls.
+#: Medial wall thicker than lateral: Zellner AA et al., J Orthop Surg Res 2024;19:668 (thoracic CT, 768 pedicles).
+#: Kothe R et al., Spine 1996 (thoracic pedicle architecture) is the usual citation but was not re-checked here;
+#: "about 1 mm" is a round figure (CT medial walls T1-L5 0.75-0.92 mm in scoliosis, PMID 38408520).
 PEDICLE_CORTEX_MM = Rule(name="pedicle isthmus cortical thickness", unit="mm", value=1.0,
-                         source="Kothe et al., Spine 1996 (thoracic pedicle cortex about 1 mm, medial thicker)",
+                         source="Zellner AA et al., J Orthop Surg Res 2024;19:668 (thoracic pedicles: medial cortex "
+                                "thicker than lateral); about 1 mm: pvp-plan round figure",
                          note="apparent thickness on CT: max(this, voxel size along the measured direction)")
 PEDICLE_SLIVER_FACTOR = Rule(name="smallest isthmus width or height, in apparent cortical thicknesses",
                              unit="factor", value=1.5, source="pvp-plan safety check",
@@ -49,10 +61,13 @@ PEDICLE_SLIVER_FACTOR = Rule(name="smallest isthmus width or height, in apparent
 #: 1.25 (L5, about 16 x 13 mm); the range is about half the smallest and 1.6 x the largest mean.
 PEDICLE_WIDTH_TO_HEIGHT = Rule(name="pedicle isthmus width / height", unit="ratio", low=0.2, high=2.0,
                                source=_MORPHOMETRY, note="outside it the section read is not a pedicle's")
-#: Mean transverse pedicle angle (convergence from the sagittal plane, degrees) of the lumbar levels, as quoted
-#: from Zindrick 1987 (L1 about 11, L2 12, L3 14, L4 18, L5 30 degrees).
+#: Mean transverse pedicle angle (convergence from the sagittal plane, degrees) of the lumbar levels, as commonly
+#: quoted from Zindrick 1987 (L1 about 11, L2 12, L3 14, L4 18, L5 30 degrees). The per-level values could not be
+#: checked against the paper's table; only the trend (rising from L1 to L5) is confirmed (Lien 2007).
 PEDICLE_TRANSVERSE_ANGLE_DEG: dict[str, Rule] = {
-    lv: Rule(name=f"{lv} mean transverse pedicle angle", unit="deg", value=v, source="Zindrick et al., Spine 1987")
+    lv: Rule(name=f"{lv} mean transverse pedicle angle", unit="deg", value=v,
+             source="Zindrick MR et al., Spine 1987;12:160 (values as commonly quoted, not re-checked against "
+                    f"its table; L1-to-L5 rise confirmed by {_LIEN_2007})")
     for lv, v in {"L1": 10.9, "L2": 12.0, "L3": 14.4, "L4": 17.7, "L5": 29.8}.items()
 }
 #: How far the needle's mediolateral angle may fall below the level's mean transverse pedicle angle: a needle
@@ -61,7 +76,9 @@ PEDICLE_TRANSVERSE_ANGLE_DEG: dict[str, Rule] = {
 TRANSPEDICULAR_ANGLE_TOLERANCE_DEG = Rule(name="needle convergence below the mean transverse pedicle angle",
                                           unit="deg", value=10.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
 #: Mediolateral needle angle of a transpedicular path at any level (positive = converging). Thoracic pedicles
-#: converge from about 25-30 degrees at T1 to about 0 at T12 (some T11-T12 point slightly laterally); the needle
-#: converges more than the pedicle to reach the midline, but beyond about 45 degrees it runs along the canal.
+#: converge about 30-35 degrees at T1 (CT level means 35.4, Kaur 2016; 31.6, Kim JH et al., J Korean Neurosurg
+#: Soc 2009;46:181-188) and about 0 at T12 (means -9.8, Kaur 2016, to +3, Demiroz S, Erdem S, Turk Neurosurg,
+#: doi:10.5137/1019-5149.JTN.26848-19.2): some T11-T12 pedicles point laterally. The needle converges more than
+#: the pedicle to reach the midline, but beyond about 45 degrees it runs along the canal.
 TRANSPEDICULAR_ML_ANGLE_DEG = Rule(name="mediolateral angle of a transpedicular needle", unit="deg",
                                    low=-10.0, high=45.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
