@@ -14,6 +14,8 @@ import numpy as np
 #: CT display window (HU) of the report images (bone window).
 WINDOW_HU = (-250.0, 1000.0)
 _FLAG_COLOUR = "#ff3b30"
+_SAFE_PATH_COLOUR = "#00e5ff"
+_UNSAFE_PATH_COLOUR = "#ff9500"
 
 
 def _figure(width_in: float, height_in: float):
@@ -47,6 +49,18 @@ def _needle_segments(plan, level_plan):
         if entry is not None and p.target_lps_mm is not None:
             out.append((np.asarray(entry, dtype=float), np.asarray(p.target_lps_mm, dtype=float), p.safe))
     return out
+
+
+def _draw_needle_paths(ax, ct, segments, h_axis: int, v_axis: int) -> None:
+    """Draw (entry, target, safe) paths projected on the image plane spanned by array axes ``h_axis`` (horizontal)
+    and ``v_axis`` (vertical), in mm at voxel centres (index x spacing); target marked x; safe cyan, unsafe orange."""
+    sp = ct.spacing_mm
+    for entry, target, safe in segments:
+        e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
+        colour = _SAFE_PATH_COLOUR if safe else _UNSAFE_PATH_COLOUR
+        ax.plot([e[h_axis] * sp[h_axis], t[h_axis] * sp[h_axis]], [e[v_axis] * sp[v_axis], t[v_axis] * sp[v_axis]],
+                color=colour, lw=1.5)
+        ax.plot(t[h_axis] * sp[h_axis], t[v_axis] * sp[v_axis], marker="x", color=colour, ms=6)
 
 
 def _curved_sagittal(ct, seg) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +128,7 @@ def sagittal_png(plan) -> bytes:
             zz, yy, _ = lp.wall.location_zyx
             ax.plot(yy * sy, zz * sz, marker="o", ms=12, mfc="none", mec=_FLAG_COLOUR, mew=2)
     for lp in plan.levels:
-        for entry, target, safe in _needle_segments(plan, lp):
-            e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
-            ax.plot([e[1] * sy, t[1] * sy], [e[0] * sz, t[0] * sz], color="#00e5ff" if safe else "#ff9500", lw=1.5)
-            ax.plot(t[1] * sy, t[0] * sz, marker="x", color="#00e5ff" if safe else "#ff9500", ms=6)
+        _draw_needle_paths(ax, ct, _needle_segments(plan, lp), h_axis=1, v_axis=0)
     ax.set_xlim(ext[0], ext[1])
     ax.set_ylim(ext[2], ext[3])
     ax.text(ext[0] + 2, ext[3] - 2, "A", color="white", fontsize=10, va="top")
@@ -149,11 +160,7 @@ def axial_png(plan, level_plan, *, z_index: float | None = None, marker_zyx: tup
                    colors=[level_colour(level_plan.label)], linewidths=1.2)
     if marker_zyx is not None:
         ax.plot(marker_zyx[2] * sx, marker_zyx[1] * sy, marker="o", ms=16, mfc="none", mec=_FLAG_COLOUR, mew=2)
-    for entry, target, safe in _needle_segments(plan, level_plan):
-        e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
-        colour = "#00e5ff" if safe else "#ff9500"
-        ax.plot([e[2] * sx, t[2] * sx], [e[1] * sy, t[1] * sy], color=colour, lw=1.5)
-        ax.plot(t[2] * sx, t[1] * sy, marker="x", color=colour, ms=6)
+    _draw_needle_paths(ax, ct, _needle_segments(plan, level_plan), h_axis=2, v_axis=1)
     ax.set_xlim(ext[0], ext[1])
     ax.set_ylim(ext[2], ext[3])
     ax.text(ext[0] + 2, ext[3] + 2, "R", color="white", fontsize=10, va="top")
@@ -164,7 +171,8 @@ def axial_png(plan, level_plan, *, z_index: float | None = None, marker_zyx: tup
 
 
 def level_sagittal_png(plan, level_plan) -> bytes:
-    """Sagittal close-up of one body through its centre (anterior left), outlined, heights written on it."""
+    """Sagittal close-up of one body through its centre (anterior left), outlined, heights written on it; the
+    level's needle paths projected on it (they run lateral to this plane)."""
     ct, seg = plan.ct, plan.segmentation
     sz, sy, sx = ct.spacing_mm
     mask = seg.labels == level_plan.label
@@ -182,6 +190,7 @@ def level_sagittal_png(plan, level_plan) -> bytes:
     if m.any():
         ax.contour(np.arange(y_lo, y_hi) * sy, np.arange(z_lo, z_hi) * sz, m, levels=[0.5],
                    colors=[level_colour(level_plan.label)], linewidths=1.2)
+    _draw_needle_paths(ax, ct, _needle_segments(plan, level_plan), h_axis=1, v_axis=0)
     c = level_plan.collapse
     if c is not None:
         text = "A/M/P " + " / ".join("—" if v is None else f"{v:.0f}" for v in (c.anterior_mm, c.middle_mm,

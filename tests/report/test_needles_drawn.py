@@ -77,3 +77,25 @@ def test_10g_caution_reaches_the_case_notices(gauge, cautioned, normal_spine_pla
     ct, seg = make_spine()
     plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), needle_gauge=gauge, plan_needles=False))
     assert ("needle_thicker_than_11g" in {n.code for n in plan.notices}) is cautioned
+
+
+def _path_pixels(png: bytes) -> int:
+    """Pixels of the safe-path colour (#00e5ff) in a PNG."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    rgb = mpimg.imread(io.BytesIO(png), format="png")[..., :3]
+    return int((np.abs(rgb - np.array([0.0, 229 / 255, 1.0])).max(axis=-1) < 0.08).sum())
+
+
+def test_level_sagittal_close_up_draws_the_level_paths(monkeypatch):
+    """The per-level sagittal close-up shows the level's needle paths projected on it (it showed none before)."""
+    from pvp_plan.report.figures import level_sagittal_png
+
+    ct, seg = make_spine()
+    without = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", _fake_paths, raising=False)
+    with_paths = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",)))
+    assert _path_pixels(level_sagittal_png(without, without.level("L2"))) == 0
+    assert _path_pixels(level_sagittal_png(with_paths, with_paths.level("L2"))) > 50
