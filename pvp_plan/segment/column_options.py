@@ -37,12 +37,11 @@ class ColumnOptions:
         distance (mm).
     edge_fraction : float
         A boundary voxel is body if it reaches this fraction of the way from soft tissue to the cortical
-        ridge. 0.5 is exact for a wall much thicker than the blur; for a thin cortex the blurred profile
-        is lower and wider and the true surface reads higher (about 0.57-0.9 of the way for a 0.5-2 mm
-        cortex under a 0.6-0.9 mm point-spread, 1-D model), so 0.5 leaves a partial-volume layer outside
-        the body (+5 to +9 % volume on the phantom). Where the cortex is broken or faint (a lytic
-        lesion, osteoporosis) the ridge is low and a high fraction peels into bone (0.6 took 10 % off the
-        lytic L3 of the 3 mm phantom): 0.55 is the compromise measured on the phantoms and real CT.
+        ridge (and at least the body threshold). 0.5 is exact for a wall much thicker than the blur; for a
+        thin cortex the blurred profile is lower and wider and the true surface reads higher (about
+        0.57-0.9 of the way for a 0.5-2 mm cortex under a 0.6-0.9 mm point-spread, 1-D model), so 0.5
+        leaves a partial-volume layer outside the body (+5 to +9 % volume on the phantom). 0.6 is the low
+        end of that range: a thick wall is never peeled by more than a fraction of a voxel.
     endplate_min_hu : float
         Lower bound of the endplate threshold (endplates are denser than trabecular bone).
     disc_pair_max_mm : float
@@ -89,7 +88,7 @@ class ColumnOptions:
     body_depth_mm: float = 55.0
     soft_tissue_hu: float = 40.0
     edge_ridge_mm: float = 2.0
-    edge_fraction: float = 0.55
+    edge_fraction: float = 0.6
     endplate_min_hu: float = 180.0
     disc_pair_max_mm: float = 12.0
     body_pitch_mm: tuple[float, float] = (17.0, 45.0)

@@ -109,7 +109,9 @@ def segment_vertebral_bodies(
     seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
-    t_edge = (opts.soft_tissue_hu + float(np.percentile(hu[seg >= 0], 90))) / 2.0
+    # the edge rule is local (fraction of the way to the cortical ridge nearby); its floor is the body threshold,
+    # so trabecular bone laid bare by a lytic defect or a fracture is not peeled as if it were blurred cortex
+    t_edge = t_body
     peeled = body_mask.peel_halo(seg, hu, t_edge, opts.soft_tissue_hu, opts.edge_fraction)
     seg = body_mask.tidy_segments(peeled, core)
     report("level names", 0.7)

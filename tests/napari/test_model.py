@@ -75,8 +75,7 @@ def test_painted_voxels_change_the_volume_by_voxels_times_voxel_volume(model):
     model.accept_update(update)
     after = model.level_plans[body.label].body_volume_ml
     assert after - before == pytest.approx(newly * model.ct.voxel_volume_ml, rel=1e-9, abs=1e-9)
-    assert model.edited and model.segmentation.edited
-    assert update.seconds < 1.0, f"re-plan of one level took {update.seconds:.2f} s"
+    assert model.edited and model.segmentation.edited  # re-plan time: benchmarks/bench_napari_replan.py
 
 
 def test_erasing_a_body_removes_its_row(model):
