@@ -36,6 +36,7 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 
 from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.rules import needle as R
 
 logger = logging.getLogger(__name__)
 
@@ -324,18 +325,28 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
 
 def canal_extent_mm(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
     """Per box slice (z): the canal's lateral wall on this side (mm lateral of the midline) and its back (mm
-    behind the body's posterior wall); slices without canal take the median of the others (or 8 and 16 mm)."""
+    behind the body's posterior wall).
+
+    A slice whose read lies outside the plausible canal (``CANAL_HALF_WIDTH_MM``, ``CANAL_DEPTH_MM``: a canal
+    leaked out through an open arch, or a sliver between bones) or has no canal takes the median of the
+    others (8 and 16 mm when there is none).
+    """
     nz = lb.canal.shape[0]
     wall, back = np.full(nz, np.nan), np.full(nz, np.nan)
     for z in range(nz):
         yi, xi = np.nonzero(lb.canal[z])
         lat = (xi - xm) * sign * sp[2]
         if (lat > 0).any():
-            wall[z] = lat.max()
-            back[z] = (yi.max() - ypw) * sp[1]
+            w, b = lat.max(), (yi.max() - ypw) * sp[1]
+            if _within(w, R.CANAL_HALF_WIDTH_MM) and _within(b, R.CANAL_DEPTH_MM):
+                wall[z], back[z] = w, b
     for a, default in ((wall, _DEFAULT_CANAL_HALF_WIDTH_MM), (back, _DEFAULT_CANAL_DEPTH_MM)):
         a[np.isnan(a)] = np.nanmedian(a) if np.isfinite(a).any() else default
     return wall, back
+
+
+def _within(v: float, rule) -> bool:
+    return rule.low <= v <= rule.high
 
 
 def _fit_axis(pts: np.ndarray) -> np.ndarray:

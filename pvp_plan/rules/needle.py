@@ -65,3 +65,15 @@ TRANSPEDICULAR_ANGLE_TOLERANCE_DEG = Rule(name="needle convergence below the mea
 #: converges more than the pedicle to reach the midline, but beyond about 45 degrees it runs along the canal.
 TRANSPEDICULAR_ML_ANGLE_DEG = Rule(name="mediolateral angle of a transpedicular needle", unit="deg",
                                    low=-10.0, high=45.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
+
+# --- spinal canal read on the CT (pvp_plan.needle.pedicle.canal_extent_mm) ---
+#: A slice's canal is read from the body's posterior wall to its back, and from the midline to its lateral wall.
+#: Outside these bounds the slice's canal is a misread (leaked out through an open arch, or a sliver left between
+#: bones) and the level's other slices are used. Adult thoracolumbar canals: midsagittal depth about 13-20 mm
+#: (lumbar, down to about 10 mm in stenosis), interpediculate distance about 17-30 mm (T10-L5).
+CANAL_DEPTH_MM = Rule(name="spinal canal depth behind the body's posterior wall", unit="mm", low=8.0, high=26.0,
+                      source="Eisenstein, J Bone Joint Surg Br 1977; Hinck et al., AJR 1966",
+                      note="bounds for a plausible read, wider than the normal adult range")
+CANAL_HALF_WIDTH_MM = Rule(name="spinal canal half-width (half the interpediculate distance)", unit="mm", low=6.0,
+                           high=17.0, source="Hinck et al., AJR 1966",
+                           note="bounds for a plausible read, wider than the normal adult range")

@@ -106,6 +106,23 @@ def test_real_ct_cortex_slivers_are_not_safe():
     assert not p.safe and "not_transpedicular" in {n.code for n in p.notices}
 
 
+def test_canal_extent_ignores_implausible_slices():
+    """A slice whose canal leaks out behind the arch (40 mm deep) or is a sliver (2 mm) takes the other slices'
+    median depth and half-width (``CANAL_DEPTH_MM``, ``CANAL_HALF_WIDTH_MM``)."""
+    from pvp_plan.needle.pedicle import LevelBone, canal_extent_mm
+
+    canal = np.zeros((3, 60, 60), bool)
+    canal[0, 10:26, 20:41] = True  # 16 mm deep, 10 mm half-width at 1 mm voxels (midline x = 30)
+    canal[1, 10:50, 20:41] = True  # leaked: 40 mm deep
+    canal[2, 10:12, 29:32] = True  # sliver
+    lb = LevelBone(origin_index=np.zeros(3), soft_tissue_hu=0.0, cortex_hu=500.0, bone_hu=200.0, adaptive=True,
+                   filled=np.zeros_like(canal), canal=canal, ring_closed=np.ones(3, bool), body=np.zeros_like(canal),
+                   hu_spline=np.zeros(canal.shape, np.float32))
+    wall, back = canal_extent_mm(lb, 30.0, 10.0, 1.0, (1.0, 1.0, 1.0))
+    np.testing.assert_allclose(wall, 10.0)
+    np.testing.assert_allclose(back, 15.0)
+
+
 def test_layer_data_and_projection(phantom):
     ph, seg = phantom
     paths = plan_level_needle_paths(ph.ct, seg, "L2")
@@ -223,8 +240,10 @@ _NOT_MET = {
     ("abdomen_3mm", "L4", "left"): "flagged breaches_inferior_wall without reason",
     ("abdomen_3mm", "L4", "right"): "isthmus 6.4 mm (under 7); the path (8 deg, medial half of the pedicle, tip 13 mm "
                                     "off the midline) is called safe and passes the transpedicular check",
-    ("abdomen_3mm", "L5", "left"): "no pedicle found (medial path source and sink touch: canal depth misread)",
-    ("abdomen_3mm", "L5", "right"): "no pedicle found (medial path source and sink touch: canal depth misread)",
+    ("abdomen_3mm", "L5", "left"): "isthmus 7.5 mm found in the L5/S1 facet block (z 50, the ring closes at z 52-54); "
+                                   "the path is 82 % inside the reference; flagged breaches_inferior_wall",
+    ("abdomen_3mm", "L5", "right"): "isthmus 11.8 mm found in the L5/S1 facet block; the path is 77 % inside the "
+                                    "reference; flagged enters_canal and breaches_inferior_wall",
     ("thorax_1p5mm", "T12", "left"): "flagged enters_canal and breaches_inferior_wall; the reference canal is 7.5 mm away",
     ("thorax_1p5mm", "T12", "right"): "flagged enters_canal, breaches_inferior_wall and not_transpedicular (height "
                                       "read 2.2 mm)",
