@@ -203,7 +203,23 @@ def _fill_and_canal(bone, body, *, xm, ypw, spacing_mm) -> tuple[np.ndarray, np.
     closed = canal.any(axis=(1, 2))
     if open_slices:
         _open_canal(canal, bone | body, open_slices, ix=ix, ya=ya, spacing_mm=sp)
-    return filled, canal, closed
+    return filled, _canal_within_bone_rows(canal, bone | body, ix), closed
+
+
+def _canal_within_bone_rows(canal: np.ndarray, solid: np.ndarray, ix: int) -> np.ndarray:
+    """The canal less what lies beyond bone along its rows: per slice and row (y), canal voxels with a
+    ``solid`` (bone or body) voxel between them and the midline column ``ix`` are dropped. The canal is
+    bounded laterally by the pedicles at every depth; canal found lateral of bone on its row (a pedicle
+    base's core, or a neighbour slice's recess copied into an open slice) is not canal."""
+    out = canal.copy()
+    for z, y in zip(*np.nonzero(canal.any(axis=2))):
+        hits = np.nonzero(solid[z, y])[0]
+        left, right = hits[hits < ix], hits[hits > ix]
+        if len(left):
+            out[z, y, :left.max()] = False
+        if len(right):
+            out[z, y, right.min() + 1:] = False
+    return out
 
 
 def _canal_without_leaks(hole: np.ndarray, spacing_mm) -> np.ndarray:

@@ -123,6 +123,20 @@ def test_canal_extent_ignores_implausible_slices():
     np.testing.assert_allclose(back, 15.0)
 
 
+def test_canal_beyond_bone_on_its_row_is_dropped():
+    """Canal lateral of a bone voxel on its row (a neighbour slice's recess copied into an open slice) is dropped;
+    canal between the midline and the first bone stays."""
+    from pvp_plan.needle.pedicle import _canal_within_bone_rows
+
+    canal = np.zeros((1, 5, 21), bool)
+    canal[0, 1:4, 4:17] = True
+    solid = np.zeros_like(canal)
+    solid[0, 1, 6] = True  # bone 4 voxels right of the midline (x = 10) on row 1
+    out = _canal_within_bone_rows(canal, solid, 10)
+    assert not out[0, 1, :6].any() and out[0, 1, 7:17].all()
+    assert (out[0, 2:4] == canal[0, 2:4]).all()
+
+
 def test_layer_data_and_projection(phantom):
     ph, seg = phantom
     paths = plan_level_needle_paths(ph.ct, seg, "L2")
@@ -244,7 +258,8 @@ _NOT_MET = {
                                    "the path is 82 % inside the reference; flagged breaches_inferior_wall",
     ("abdomen_3mm", "L5", "right"): "isthmus 11.8 mm found in the L5/S1 facet block; the path is 77 % inside the "
                                     "reference; flagged enters_canal and breaches_inferior_wall",
-    ("thorax_1p5mm", "T12", "left"): "flagged enters_canal and breaches_inferior_wall; the reference canal is 7.5 mm away",
+    ("thorax_1p5mm", "T12", "left"): "flagged breaches_inferior_wall (0.2 mm: the ray caudal from the pedicle's base "
+                                     "leaves the filled bone into its unfilled cancellous core, not into soft tissue)",
     ("thorax_1p5mm", "T12", "right"): "flagged enters_canal, breaches_inferior_wall and not_transpedicular (height "
                                       "read 2.2 mm)",
 }
