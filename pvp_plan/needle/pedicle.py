@@ -45,6 +45,7 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}  # LPS x grows toward the patient's lef
 BONE_EDGE_FRACTION = 0.4
 #: Never threshold bone below this (HU), whatever the local contrast.
 MIN_BONE_HU = 150.0
+_BODY_CORTEX_MM = 3.0  # the body's cortex and its partial volume, left out of the cancellous HU
 _CLOSING_RADIUS_MM = 2.0  # closes a pedicle's cortical ring whose core reads like soft tissue
 _CANAL_OPENING_MM = 2.0  # a canal leak through a narrower gap is cut off
 _MAX_FILLED_HOLE_MM2 = 400.0  # holes filled as cancellous bone (pedicle and arch cores); the canal stays open
@@ -89,6 +90,14 @@ class LevelBone:
     ring_closed: np.ndarray  # bool per box slice (z): the canal is a hole enclosed by bone there
     body: np.ndarray  # bool
     hu_spline: np.ndarray  # float32 cubic B-spline coefficients of the HU in the box
+    cancellous_hu: float | None = None  # median HU of the body's cancellous bone (None: body too small)
+
+    @property
+    def soft_edge_hu(self) -> float:
+        """Below this HU a sample is soft tissue, not cancellous bone: half-way from the local soft tissue to
+        the level's own cancellous bone (``cancellous_hu``), or to the bone threshold when that is unknown."""
+        top = self.bone_hu if self.cancellous_hu is None else min(self.cancellous_hu, self.bone_hu)
+        return 0.5 * (self.soft_tissue_hu + top)
 
     def sample(self, ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray, *, order: int = 1,
                cval: float = 0.0) -> np.ndarray:
@@ -163,7 +172,16 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     filled, canal, closed = _fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
                      adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
-                     hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32))
+                     hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32),
+                     cancellous_hu=_cancellous_hu(hu, body_b, sp))
+
+
+def _cancellous_hu(hu: np.ndarray, body: np.ndarray, spacing_mm) -> float | None:
+    """Median HU of the body's cancellous bone: the body mask eroded by ``_BODY_CORTEX_MM`` (its cortex and
+    partial volume left out); None when fewer than 50 voxels remain."""
+    r = np.maximum(1, np.round(_BODY_CORTEX_MM / np.asarray(spacing_mm, float))).astype(int)
+    inner = ndimage.binary_erosion(body, np.ones(2 * r + 1, bool))
+    return float(np.median(hu[inner])) if inner.sum() >= 50 else None
 
 
 def _local_contrast(hu_posterior: np.ndarray) -> tuple[float, float]:

@@ -299,9 +299,11 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
 def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     """Smallest distance from the path axis, inside the pedicle, to the outer surface of its inferior wall.
 
-    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends, at each path
-    point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along the
-    pedicle axis and before the body: the stretch under which the exiting nerve root runs.
+    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends into soft tissue, at
+    each path point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along
+    the pedicle axis and before the body: the stretch under which the exiting nerve root runs. A gap in the
+    filled bone none of whose samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the
+    threshold left out, e.g. at the pedicle's base on the body) is crossed, not taken for the wall's surface.
     """
     inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
@@ -311,11 +313,27 @@ def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     if len(ped) == 0:
         return None
     steps = np.arange(0, 20.0, 0.25)
-    pts = ped[:, None, :] - steps[None, :, None] * fit.cranial_lps
-    inside = (lb.sample(ct, pts.reshape(-1, 3), lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
-    out = np.argmin(inside, axis=1)  # first sample outside the bone
-    out = np.where(inside.all(axis=1), len(steps) - 1, out)
-    return float(steps[out].min())
+    pts = (ped[:, None, :] - steps[None, :, None] * fit.cranial_lps).reshape(-1, 3)
+    inside = (lb.sample(ct, pts, lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
+    soft = (sample_hu(ct, pts) < lb.soft_edge_hu).reshape(len(ped), len(steps))
+    return float(min(steps[_exit_into_soft_tissue(i, s)] for i, s in zip(inside, soft, strict=True)))
+
+
+def _exit_into_soft_tissue(inside: np.ndarray, soft: np.ndarray) -> int:
+    """Index of the first sample outside the bone on a ray whose run outside the bone holds a soft-tissue
+    sample; the last index when there is none."""
+    k = 0
+    while k < len(inside):
+        if inside[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(inside) and not inside[end]:
+            end += 1
+        if soft[k:end].any() or end == len(inside):
+            return k
+        k = end
+    return len(inside) - 1
 
 
 def _gauge_notices(lv, side, width, gauge):
