@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 SAFETY = "pvp-plan safety check"
 _STEP = 0.5
 _ISTHMUS_HALF_LENGTH_MM = 5.0
+_FORAMEN_DEPTH_MM = 20.0  # the pars and facets close the foramen behind within this distance of the pedicle
 
 
 def _t(p) -> tuple[float, float, float] | None:
@@ -304,6 +305,9 @@ def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     the pedicle axis and before the body: the stretch under which the exiting nerve root runs. A gap in the
     filled bone none of whose samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the
     threshold left out, e.g. at the pedicle's base on the body) is crossed, not taken for the wall's surface.
+    A ray that leaves the bone into soft tissue open behind (below the posterior surface where the needle
+    enters, not the foramen: :func:`_below_is_foramen`) has not met the inferior wall and is not counted;
+    None when no ray meets it.
     """
     inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
@@ -316,7 +320,21 @@ def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     pts = (ped[:, None, :] - steps[None, :, None] * fit.cranial_lps).reshape(-1, 3)
     inside = (lb.sample(ct, pts, lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
     soft = (sample_hu(ct, pts) < lb.soft_edge_hu).reshape(len(ped), len(steps))
-    return float(min(steps[_exit_into_soft_tissue(i, s)] for i, s in zip(inside, soft, strict=True)))
+    found = []
+    for p, i, s in zip(ped, inside, soft, strict=True):
+        k = _exit_into_soft_tissue(i, s)
+        if k == len(steps) - 1 or _below_is_foramen(ct, lb, p - steps[k] * fit.cranial_lps, fit):
+            found.append(float(steps[k]))
+    return min(found) if found else None
+
+
+def _below_is_foramen(ct, lb: LevelBone, exit_lps, fit) -> bool:
+    """Whether the soft tissue where a caudal ray leaves the bone is the intervertebral foramen: bone (the
+    pars and facets that close the foramen behind) lies posterior to it, along the pedicle axis within
+    ``_FORAMEN_DEPTH_MM``. Below the posterior surface where the needle enters, the soft tissue opens
+    backwards (the back muscles) and no nerve root runs there."""
+    back = exit_lps - np.arange(0.0, _FORAMEN_DEPTH_MM, _STEP)[:, None] * fit.axis_lps
+    return bool((lb.sample(ct, back, lb.filled) > 0.5).any())
 
 
 def _exit_into_soft_tissue(inside: np.ndarray, soft: np.ndarray) -> int:

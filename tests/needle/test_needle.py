@@ -140,9 +140,10 @@ def test_canal_beyond_bone_on_its_row_is_dropped():
 def test_inferior_wall_read_to_soft_tissue(phantom):
     """Phantom L2 left: a path along the pedicle axis clears the inferior wall by about half the isthmus height; the
     same path moved caudally by half the height runs on the wall (under the needle radius). A gap in the bone mask
-    that reads as cancellous bone is crossed; one that reads as soft tissue is the wall's surface."""
+    that reads as cancellous bone is crossed; one that reads as soft tissue is the wall's surface. Soft tissue with
+    the arch behind it is the foramen; soft tissue open behind (behind the arch) is not."""
     from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
-    from pvp_plan.needle.planner import _exit_into_soft_tissue, _inferior_wall
+    from pvp_plan.needle.planner import _below_is_foramen, _exit_into_soft_tissue, _inferior_wall
 
     ph, seg = phantom
     frame = body_frame(ph.ct, seg.mask("L2"))
@@ -153,6 +154,9 @@ def test_inferior_wall_read_to_soft_tissue(phantom):
     assert _inferior_wall(ph.ct, lb, on_axis, fit) >= 0.4 * fit.height_mm
     low = on_axis - 0.5 * fit.height_mm * fit.cranial_lps
     assert _inferior_wall(ph.ct, lb, low, fit) < 1.0
+    under = fit.center_lps_mm - 0.6 * fit.height_mm * fit.cranial_lps
+    assert _below_is_foramen(ph.ct, lb, under, fit)
+    assert not _below_is_foramen(ph.ct, lb, under - 45.0 * fit.axis_lps, fit)
     inside = np.array([1, 1, 0, 0, 1, 1, 0, 0, 0], bool)
     assert _exit_into_soft_tissue(inside, np.array([0, 0, 0, 0, 0, 0, 1, 1, 1], bool)) == 6
     assert _exit_into_soft_tissue(inside, np.array([0, 0, 0, 1, 0, 0, 1, 1, 1], bool)) == 2
@@ -272,7 +276,6 @@ _NOT_MET = {
     ("abdomen_3mm", "L2", "left"): "isthmus read 3.8 mm (a sliver of cortex): flagged not_transpedicular",
     ("abdomen_3mm", "L3", "left"): "isthmus height read 4.3 mm (width / height 3.6): flagged not_transpedicular",
     ("abdomen_3mm", "L3", "right"): "no pedicle found (sections merge with the transverse process at 3 mm)",
-    ("abdomen_3mm", "L4", "left"): "flagged breaches_inferior_wall without reason",
     ("abdomen_3mm", "L4", "right"): "isthmus 6.4 mm (under 7); the path (8 deg, medial half of the pedicle, tip 13 mm "
                                     "off the midline) is called safe and passes the transpedicular check",
     ("abdomen_3mm", "L5", "left"): "isthmus 7.5 mm found in the L5/S1 facet block (z 50, the ring closes at z 52-54); "
