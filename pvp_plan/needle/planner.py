@@ -216,6 +216,12 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
         ok = False
         notices.append(Notice("enters_canal", f"{lv.value} {fit.side}: the needle (radius {radius:.2f} mm) comes "
                               f"within {min_canal:.1f} mm of the spinal canal", SAFETY, Severity.WARNING))
+    gap = _soft_tissue_run_mm(ct, lb, fwd)
+    if gap >= R.PATH_SOFT_TISSUE_GAP_MM.value:
+        ok = False
+        notices.append(Notice("leaves_bone", f"{lv.value} {fit.side}: between the bone entry and the tip the needle "
+                              f"crosses {gap:.1f} mm of soft tissue (< {lb.soft_edge_hu:.0f} HU outside the bone): it "
+                              "leaves the pedicle or passes between two bones", SAFETY, Severity.WARNING))
     inf = _inferior_wall(ct, lb, fwd, fit)
     if inf is not None and inf < radius:
         ok = False
@@ -241,6 +247,19 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
                   min_distance_to_inferior_wall_mm=None if inf is None else round(inf, 2),
                   skin_entry_slice_index=None if skin is None else int(round(ct.lps_to_index(skin)[0])))
     return {"ok": ok, "notices": notices, "fields": fields}
+
+
+def _soft_tissue_run_mm(ct, lb: LevelBone, fwd: np.ndarray) -> float:
+    """Longest run (mm) of path samples (``_STEP`` apart) outside the filled bone and the body that read as soft
+    tissue (trilinear HU below ``LevelBone.soft_edge_hu``)."""
+    if len(fwd) == 0:
+        return 0.0
+    soft = (sample_hu(ct, fwd) < lb.soft_edge_hu) & ~(lb.sample(ct, fwd, lb.filled | lb.body) > 0.5)
+    best = run = 0
+    for v in soft:
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return best * _STEP
 
 
 def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: float, lv) -> list[Notice]:

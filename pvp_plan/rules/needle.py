@@ -26,6 +26,10 @@ TARGET_DEPTH_FRACTION: dict[str, Rule] = {
     "anterior_quarter": Rule(name="tip depth from the anterior cortex, fraction of body AP depth", unit="fraction",
                              value=0.15, source=cq(5), note="tip inside the anterior quarter"),
 }
+PATH_SOFT_TISSUE_GAP_MM = Rule(name="soft tissue crossed between the bone entry and the tip", unit="mm", value=1.0,
+                               source="pvp-plan safety check",
+                               note="a transpedicular needle stays in bone from its entry to its tip; a run of soft "
+                                    "tissue this long means it leaves the pedicle or passes between two bones")
 ANTERIOR_CORTEX_CLEARANCE_MM = Rule(name="tip clearance to the anterior cortex", unit="mm", value=3.0,
                                     source="pvp-plan safety check")
 PEDICLE_WIDTH_THORACIC_MM = Rule(name="thoracic pedicle isthmus width", unit="mm", low=4.0, high=8.0,
