@@ -74,7 +74,7 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
         raise PlanError(str(exc)) from None
     if not body.any():
         raise PlanError(f"{lv.value}: the body mask is empty; no needle path planned")
-    frame = body_frame(ct, body)
+    frame = body_frame(ct, body, spine_axis_lps=segmentation.body(lv).axis_lps)
     lb = level_bone(ct, body, frame, bone_hu=bone_hu)
     canal_d = _canal_distance(ct, lb)
     outline = _BodyOutline(ct)

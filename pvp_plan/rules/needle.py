@@ -40,6 +40,11 @@ PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", l
 
 # --- is the path transpedicular at all? (pvp_plan.needle.planner._transpedicular_notices) ---
 _MORPHOMETRY = "Zindrick et al., Spine 1987; Panjabi et al., Spine 1992"
+#: Isthmus height (cranio-caudal). Published means run from about 10 mm (mid-thoracic) to about 15-16 mm (T12-L2).
+#: The pedicle arises from the cranial half of the body, so its centre lies at least half the smallest height below
+#: the body's superior endplate (``pvp_plan.needle.pedicle._pedicle_band_mm``).
+PEDICLE_HEIGHT_MM = Rule(name="pedicle isthmus height", unit="mm", low=10.0, high=18.0, source=_MORPHOMETRY,
+                         note="T4-L5 typical range of means")
 #: Cortex of the pedicle isthmus. An imaged cortex is never thinner than the voxel along the measured direction,
 #: so the apparent cortex is ``max(value, voxel)``; a "pedicle" narrower than ``PEDICLE_SLIVER_FACTOR`` x that
 #: is one cortical plate (or partial volume), not a bone bridge with two walls.
