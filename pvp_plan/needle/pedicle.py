@@ -9,13 +9,17 @@ The segmentation labels bodies only, so the posterior elements are found on the 
 2. the cortical shells closed (a ~2 mm closing) and, per axial slice, the holes they enclose filled,
    except the spinal canal: the hole behind the body's posterior wall at the midline. Where the ring is
    open (between the pedicles of two levels), the canal is the non-bone region there, bounded by the
-   canal found in the closed slices.
+   canal found in the closed slices; canal lateral of bone on its row is dropped;
+3. the cancellous core between a pedicle's superior and inferior walls added where it reads above soft
+   tissue (``CANCELLOUS_EDGE_FRACTION``), though below the bone threshold (3 mm voxels).
 
 :func:`find_pedicle` then follows the pedicle's medial path: on a 0.5 mm grid, the cheapest route from the
 bone touching the body to the bone behind the canal, lateral to the canal, at a cost that keeps it in the
 middle of the bone (``1 / depth^4``, depth the distance to the nearest non-bone), so it does not depend
-on clean sections at coarse voxels. Sections perpendicular to the path's direction are then read every
-0.5 mm along it, each on two lines only (a cross-hair, ``+-_CROP_MM``): the centre alternates between the
+on clean sections at coarse voxels. The pedicle arises from the cranial half of the body: the path is
+sought above the body's centroid, and the isthmus centre lies between it and half the smallest pedicle
+height below the superior endplate (along the spine axis). Sections perpendicular to the path's
+direction are then read every 0.5 mm along it, each on two lines only (a cross-hair, ``+-_CROP_MM``): the centre alternates between the
 mid-points of the filled-bone runs along the mediolateral and the cranio-caudal line, so a section that
 merges with the transverse process or the facets elsewhere (3 mm voxels) is still read; the centres
 refine the axis, and the isthmus is the section of smallest mediolateral width. Widths and heights are
@@ -29,21 +33,30 @@ cut where it leaks into a pedicle core through a cortical gap. Frames: arrays (z
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 from skimage.graph import MCP_Geometric
 
 from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.rules import needle as R
 
 logger = logging.getLogger(__name__)
 
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # LPS x grows toward the patient's left
 #: Bone threshold of a level: this fraction of the way from the local soft-tissue HU to the local cortex HU.
 BONE_EDGE_FRACTION = 0.4
+#: Cancellous core of the posterior elements: this fraction of the way from the local soft tissue to the local
+#: cortex (about 90-130 HU at 3 mm: above muscle and its noise, below the arch's cancellous bone).
+CANCELLOUS_EDGE_FRACTION = 0.15
 #: Never threshold bone below this (HU), whatever the local contrast.
 MIN_BONE_HU = 150.0
+#: Tallest cancellous core filled between a pedicle's superior and inferior walls: the smallest isthmus height less
+#: its two cortices (10 - 2 x 1 mm).
+_CANCELLOUS_GAP_MM = R.PEDICLE_HEIGHT_MM.low - 2.0 * R.PEDICLE_CORTEX_MM.value
+_CANCELLOUS_SMOOTH_MM = 1.0  # Gaussian sigma of the HU that tells cancellous bone from soft tissue
+_BODY_CORTEX_MM = 3.0  # the body's cortex and its partial volume, left out of the cancellous HU
 _CLOSING_RADIUS_MM = 2.0  # closes a pedicle's cortical ring whose core reads like soft tissue
 _CANAL_OPENING_MM = 2.0  # a canal leak through a narrower gap is cut off
 _MAX_FILLED_HOLE_MM2 = 400.0  # holes filled as cancellous bone (pedicle and arch cores); the canal stays open
@@ -69,6 +82,7 @@ class BodyFrame:
     posterior_wall_y: float  # index
     anterior_wall_y: float  # index
     centroid_lps_mm: np.ndarray
+    spine_axis_lps: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))  # unit, cranial
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,13 @@ class LevelBone:
     ring_closed: np.ndarray  # bool per box slice (z): the canal is a hole enclosed by bone there
     body: np.ndarray  # bool
     hu_spline: np.ndarray  # float32 cubic B-spline coefficients of the HU in the box
+    cancellous_hu: float | None = None  # median HU of the body's cancellous bone (None: body too small)
+
+    @property
+    def soft_edge_hu(self) -> float:
+        """Below this HU a sample is soft tissue, not cancellous bone: half-way from the local soft tissue to
+        the level's own cancellous bone (``cancellous_hu``), or to the bone threshold when that is unknown."""
+        return _soft_edge_hu(self.soft_tissue_hu, self.cancellous_hu, self.bone_hu)
 
     def sample(self, ct: CTVolume, pts_lps: np.ndarray, array: np.ndarray, *, order: int = 1,
                cval: float = 0.0) -> np.ndarray:
@@ -118,8 +139,9 @@ class PedicleFit:
     cranial_lps: np.ndarray  # unit, in-plane cranio-caudal direction pointing cranially
 
 
-def body_frame(ct: CTVolume, body: np.ndarray) -> BodyFrame:
-    """Posterior / anterior wall and midline of a body mask (index space)."""
+def body_frame(ct: CTVolume, body: np.ndarray, *, spine_axis_lps=(0.0, 0.0, 1.0)) -> BodyFrame:
+    """Posterior / anterior wall and midline of a body mask (index space); ``spine_axis_lps`` is the spine's
+    cranio-caudal axis at the body (LPS, unit, cranial: ``BodyInfo.axis_lps``)."""
     idx = np.argwhere(body)
     zc, _, xc = idx.mean(axis=0)
     half_x = max(1, int(round(4.0 / ct.spacing_mm[2])))
@@ -127,7 +149,8 @@ def body_frame(ct: CTVolume, body: np.ndarray) -> BodyFrame:
     near = near if len(near) else idx
     return BodyFrame(z_range=(int(idx[:, 0].min()), int(idx[:, 0].max())), midline_x=float(xc),
                      posterior_wall_y=float(near[:, 1].max()), anterior_wall_y=float(near[:, 1].min()),
-                     centroid_lps_mm=ct.index_to_lps(idx.mean(axis=0)))
+                     centroid_lps_mm=ct.index_to_lps(idx.mean(axis=0)),
+                     spine_axis_lps=np.asarray(spine_axis_lps, float) / np.linalg.norm(spine_axis_lps))
 
 
 def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: float | None = None) -> LevelBone:
@@ -160,9 +183,47 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     bone = ndimage.binary_closing(np.pad(hu > thr, [(ri, ri) for ri in r]), ball)
     bone = bone[tuple(slice(ri, -ri) for ri in r)]
     filled, canal, closed = _fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
+    cancellous = _cancellous_hu(hu, body_b, sp)
+    if bone_hu is None:  # a threshold set by the caller is taken as it is
+        core = _cancellous_core(hu, bone, soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft), spacing_mm=sp)
+        filled |= core & ~canal & ~body_b
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
                      adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
-                     hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32))
+                     hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32),
+                     cancellous_hu=cancellous)
+
+
+def _cancellous_hu(hu: np.ndarray, body: np.ndarray, spacing_mm) -> float | None:
+    """Median HU of the body's cancellous bone: the body mask eroded by ``_BODY_CORTEX_MM`` (its cortex and
+    partial volume left out); None when fewer than 50 voxels remain."""
+    r = np.maximum(1, np.round(_BODY_CORTEX_MM / np.asarray(spacing_mm, float))).astype(int)
+    inner = ndimage.binary_erosion(body, np.ones(2 * r + 1, bool))
+    return float(np.median(hu[inner])) if inner.sum() >= 50 else None
+
+
+def _soft_edge_hu(soft_hu: float, cancellous_hu: float | None, bone_hu: float) -> float:
+    """Half-way from the local soft tissue to the level's cancellous bone (or to the bone threshold, if lower or
+    unknown): below it a sample is soft tissue."""
+    top = bone_hu if cancellous_hu is None else min(cancellous_hu, bone_hu)
+    return 0.5 * (soft_hu + top)
+
+
+def _cancellous_core(hu: np.ndarray, bone: np.ndarray, low_hu: float, *, spacing_mm) -> np.ndarray:
+    """Cancellous bone between a pedicle's superior and inferior walls that the bone threshold leaves out.
+
+    At 3 mm voxels a pedicle's core (100-150 HU) reads below the threshold, and so may its thin lateral wall:
+    an axial slice through the pedicle then shows one cortical plate. Its superior and inferior walls lie
+    in the slice plane and read fully. A voxel is cancellous bone when bone lies above and below it within
+    ``_CANCELLOUS_GAP_MM`` (a 1-D closing along the slice axis z) and its HU, smoothed over
+    ``_CANCELLOUS_SMOOTH_MM``, is above ``low_hu`` (soft tissue reads below: the foramen and the joints
+    between two levels stay open).
+    """
+    sp = np.asarray(spacing_mm, float)
+    n = int(np.floor(_CANCELLOUS_GAP_MM / sp[0])) + 2  # a line of n voxels bridges gaps of up to n - 2 voxels
+    padded = np.pad(bone, [(n, n), (0, 0), (0, 0)])
+    between = ndimage.binary_closing(padded, np.ones((n, 1, 1), bool))[n:-n]
+    not_soft = ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / sp) > low_hu
+    return between & not_soft & ~bone
 
 
 def _local_contrast(hu_posterior: np.ndarray) -> tuple[float, float]:
@@ -202,7 +263,23 @@ def _fill_and_canal(bone, body, *, xm, ypw, spacing_mm) -> tuple[np.ndarray, np.
     closed = canal.any(axis=(1, 2))
     if open_slices:
         _open_canal(canal, bone | body, open_slices, ix=ix, ya=ya, spacing_mm=sp)
-    return filled, canal, closed
+    return filled, _canal_within_bone_rows(canal, bone | body, ix), closed
+
+
+def _canal_within_bone_rows(canal: np.ndarray, solid: np.ndarray, ix: int) -> np.ndarray:
+    """The canal less what lies beyond bone along its rows: per slice and row (y), canal voxels with a
+    ``solid`` (bone or body) voxel between them and the midline column ``ix`` are dropped. The canal is
+    bounded laterally by the pedicles at every depth; canal found lateral of bone on its row (a pedicle
+    base's core, or a neighbour slice's recess copied into an open slice) is not canal."""
+    out = canal.copy()
+    for z, y in zip(*np.nonzero(canal.any(axis=2))):
+        hits = np.nonzero(solid[z, y])[0]
+        left, right = hits[hits < ix], hits[hits > ix]
+        if len(left):
+            out[z, y, :left.max()] = False
+        if len(right):
+            out[z, y, right.min() + 1:] = False
+    return out
 
 
 def _canal_without_leaks(hole: np.ndarray, spacing_mm) -> np.ndarray:
@@ -260,7 +337,7 @@ def find_pedicle(ct: CTVolume, lb: LevelBone, frame: BodyFrame, side: str) -> Pe
     axis = _fit_axis(pts)
     fit = None
     for _ in range(_AXIS_ITERATIONS):  # refine: the axis through the centres of the perpendicular sections
-        new_fit, centres = _measure_isthmus(ct, lb, pts, axis, side)
+        new_fit, centres = _measure_isthmus(ct, lb, pts, axis, side, frame)
         fit = new_fit or fit
         if len(centres) < 3:
             break
@@ -270,13 +347,31 @@ def find_pedicle(ct: CTVolume, lb: LevelBone, frame: BodyFrame, side: str) -> Pe
             break
         axis, pts = new, np.asarray(centres)
         if turn_deg < 0.5:
-            fit = _measure_isthmus(ct, lb, pts, axis, side)[0] or fit
+            fit = _measure_isthmus(ct, lb, pts, axis, side, frame)[0] or fit
             break
     return fit
 
 
+def _pedicle_band_mm(ct, lb: LevelBone, frame: BodyFrame) -> tuple[float, float]:
+    """Heights (mm along the spine axis from the body's centroid) between which the pedicle's centre lies: from
+    the centroid (the pedicle arises from the body's cranial half) to half the smallest pedicle height
+    (``PEDICLE_HEIGHT_MM``) below the body's superior endplate (its top voxel's centre plus half a voxel)."""
+    top = float(((ct.index_to_lps(np.argwhere(lb.body) + lb.origin_index) - frame.centroid_lps_mm)
+                 @ frame.spine_axis_lps).max()) + 0.5 * float(ct.spacing_mm[0])
+    return 0.0, top - 0.5 * R.PEDICLE_HEIGHT_MM.low
+
+
+def _height_mm(pts_lps: np.ndarray, frame: BodyFrame) -> np.ndarray:
+    return (np.asarray(pts_lps, float) - frame.centroid_lps_mm) @ frame.spine_axis_lps
+
+
 def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The pedicle's medial path on one side: LPS points (n, 3) from the body to the arch, and bone depth (mm).
+
+    The pedicle arises from the cranial half of the body's posterior surface (lumbar and thoracic alike), so
+    the path is sought above the body's centroid along the spine axis (``BodyFrame.spine_axis_lps``): below
+    it lie the foramen and the facet joints with the next level's articular processes (merged with the
+    pedicle at 3 mm voxels).
 
     On a ``_GRID_MM`` grid over the body's slices, from the midline to ``_LATERAL_REACH_MM`` lateral of
     the canal: the bone (filled bone or body, canal excluded) and its depth (Euclidean distance to the
@@ -305,7 +400,8 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
     bone = (up(lb.filled) | body) & ~canal
     depth = ndimage.distance_transform_edt(np.pad(bone, 1, mode="edge"), sampling=_GRID_MM)[1:-1, 1:-1, 1:-1]
     behind_mm = (yy - ypw) * sp[1]
-    region = bone & ~body & (lat[None, None, :] >= wall_mm[zb][:, None, None] - 1.0)
+    cranial = _height_mm(ct.index_to_lps((coords + o[:, None]).T), frame).reshape(g[0].shape) >= 0.0
+    region = bone & ~body & cranial & (lat[None, None, :] >= wall_mm[zb][:, None, None] - 1.0)
     source = region & ndimage.binary_dilation(body, iterations=3)
     sink = region & (behind_mm[None, :, None] >= back_mm[zb][:, None, None] - 2.0)
     if not source.any() or not sink.any():
@@ -324,18 +420,28 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
 
 def canal_extent_mm(lb: LevelBone, xm: float, ypw: float, sign: float, sp) -> tuple[np.ndarray, np.ndarray]:
     """Per box slice (z): the canal's lateral wall on this side (mm lateral of the midline) and its back (mm
-    behind the body's posterior wall); slices without canal take the median of the others (or 8 and 16 mm)."""
+    behind the body's posterior wall).
+
+    A slice whose read lies outside the plausible canal (``CANAL_HALF_WIDTH_MM``, ``CANAL_DEPTH_MM``: a canal
+    leaked out through an open arch, or a sliver between bones) or has no canal takes the median of the
+    others (8 and 16 mm when there is none).
+    """
     nz = lb.canal.shape[0]
     wall, back = np.full(nz, np.nan), np.full(nz, np.nan)
     for z in range(nz):
         yi, xi = np.nonzero(lb.canal[z])
         lat = (xi - xm) * sign * sp[2]
         if (lat > 0).any():
-            wall[z] = lat.max()
-            back[z] = (yi.max() - ypw) * sp[1]
+            w, b = lat.max(), (yi.max() - ypw) * sp[1]
+            if _within(w, R.CANAL_HALF_WIDTH_MM) and _within(b, R.CANAL_DEPTH_MM):
+                wall[z], back[z] = w, b
     for a, default in ((wall, _DEFAULT_CANAL_HALF_WIDTH_MM), (back, _DEFAULT_CANAL_DEPTH_MM)):
         a[np.isnan(a)] = np.nanmedian(a) if np.isfinite(a).any() else default
     return wall, back
+
+
+def _within(v: float, rule) -> bool:
+    return rule.low <= v <= rule.high
 
 
 def _fit_axis(pts: np.ndarray) -> np.ndarray:
@@ -371,8 +477,12 @@ def sample_hu(ct: CTVolume, pts_lps: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(ct.hu, idx, order=1, cval=-1024.0, output=np.float32)
 
 
-def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:
-    """Sections perpendicular to ``axis`` every 0.5 mm: their centres, and the narrowest one as the isthmus."""
+def _measure_isthmus(ct, lb, pts, axis, side, frame) -> tuple[PedicleFit | None, list]:
+    """Sections perpendicular to ``axis`` every 0.5 mm: their centres, and the narrowest one as the isthmus.
+
+    The isthmus is chosen among sections centred on the axis, clear of the body, not fragments, and whose
+    centre lies at a pedicle's height on the body (:func:`_pedicle_band_mm`).
+    """
     u, w = _plane_axes(axis, SIDE_SIGN[side])
     c0 = pts.mean(axis=0)
     t = (pts - c0) @ axis
@@ -386,8 +496,9 @@ def _measure_isthmus(ct, lb, pts, axis, side) -> tuple[PedicleFit | None, list]:
         return None, []
     centres = [st[2] for st in stations]
     widths = np.array([st[0] for st in stations])
-    # the isthmus among sections centred on the axis, clear of the body, and not fragments (< 60 % of the median)
     good = [st for st in stations if st[3] <= 3.0 and not st[4] and st[0] >= 0.6 * float(np.median(widths))]
+    lo_mm, hi_mm = _pedicle_band_mm(ct, lb, frame)
+    good = [st for st in good if lo_mm <= _height_mm(st[2], frame) <= hi_mm]
     if not good:
         return None, centres
     w_good = np.array([st[0] for st in good])

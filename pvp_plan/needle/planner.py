@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 SAFETY = "pvp-plan safety check"
 _STEP = 0.5
 _ISTHMUS_HALF_LENGTH_MM = 5.0
+_FORAMEN_DEPTH_MM = 20.0  # the pars and facets close the foramen behind within this distance of the pedicle
 
 
 def _t(p) -> tuple[float, float, float] | None:
@@ -73,7 +74,7 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
         raise PlanError(str(exc)) from None
     if not body.any():
         raise PlanError(f"{lv.value}: the body mask is empty; no needle path planned")
-    frame = body_frame(ct, body)
+    frame = body_frame(ct, body, spine_axis_lps=segmentation.body(lv).axis_lps)
     lb = level_bone(ct, body, frame, bone_hu=bone_hu)
     canal_d = _canal_distance(ct, lb)
     outline = _BodyOutline(ct)
@@ -215,6 +216,12 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
         ok = False
         notices.append(Notice("enters_canal", f"{lv.value} {fit.side}: the needle (radius {radius:.2f} mm) comes "
                               f"within {min_canal:.1f} mm of the spinal canal", SAFETY, Severity.WARNING))
+    gap = _soft_tissue_run_mm(ct, lb, fwd)
+    if gap >= R.PATH_SOFT_TISSUE_GAP_MM.value:
+        ok = False
+        notices.append(Notice("leaves_bone", f"{lv.value} {fit.side}: between the bone entry and the tip the needle "
+                              f"crosses {gap:.1f} mm of soft tissue (< {lb.soft_edge_hu:.0f} HU outside the bone): it "
+                              "leaves the pedicle or passes between two bones", SAFETY, Severity.WARNING))
     inf = _inferior_wall(ct, lb, fwd, fit)
     if inf is not None and inf < radius:
         ok = False
@@ -240,6 +247,19 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
                   min_distance_to_inferior_wall_mm=None if inf is None else round(inf, 2),
                   skin_entry_slice_index=None if skin is None else int(round(ct.lps_to_index(skin)[0])))
     return {"ok": ok, "notices": notices, "fields": fields}
+
+
+def _soft_tissue_run_mm(ct, lb: LevelBone, fwd: np.ndarray) -> float:
+    """Longest run (mm) of path samples (``_STEP`` apart) outside the filled bone and the body that read as soft
+    tissue (trilinear HU below ``LevelBone.soft_edge_hu``)."""
+    if len(fwd) == 0:
+        return 0.0
+    soft = (sample_hu(ct, fwd) < lb.soft_edge_hu) & ~(lb.sample(ct, fwd, lb.filled | lb.body) > 0.5)
+    best = run = 0
+    for v in soft:
+        run = run + 1 if v else 0
+        best = max(best, run)
+    return best * _STEP
 
 
 def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: float, lv) -> list[Notice]:
@@ -299,9 +319,14 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
 def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     """Smallest distance from the path axis, inside the pedicle, to the outer surface of its inferior wall.
 
-    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends, at each path
-    point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along the
-    pedicle axis and before the body: the stretch under which the exiting nerve root runs.
+    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends into soft tissue, at
+    each path point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along
+    the pedicle axis and before the body: the stretch under which the exiting nerve root runs. A gap in the
+    filled bone none of whose samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the
+    threshold left out, e.g. at the pedicle's base on the body) is crossed, not taken for the wall's surface.
+    A ray that leaves the bone into soft tissue open behind (below the posterior surface where the needle
+    enters, not the foramen: :func:`_below_is_foramen`) has not met the inferior wall and is not counted;
+    None when no ray meets it.
     """
     inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
@@ -311,11 +336,41 @@ def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
     if len(ped) == 0:
         return None
     steps = np.arange(0, 20.0, 0.25)
-    pts = ped[:, None, :] - steps[None, :, None] * fit.cranial_lps
-    inside = (lb.sample(ct, pts.reshape(-1, 3), lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
-    out = np.argmin(inside, axis=1)  # first sample outside the bone
-    out = np.where(inside.all(axis=1), len(steps) - 1, out)
-    return float(steps[out].min())
+    pts = (ped[:, None, :] - steps[None, :, None] * fit.cranial_lps).reshape(-1, 3)
+    inside = (lb.sample(ct, pts, lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
+    soft = (sample_hu(ct, pts) < lb.soft_edge_hu).reshape(len(ped), len(steps))
+    found = []
+    for p, i, s in zip(ped, inside, soft, strict=True):
+        k = _exit_into_soft_tissue(i, s)
+        if k == len(steps) - 1 or _below_is_foramen(ct, lb, p - steps[k] * fit.cranial_lps, fit):
+            found.append(float(steps[k]))
+    return min(found) if found else None
+
+
+def _below_is_foramen(ct, lb: LevelBone, exit_lps, fit) -> bool:
+    """Whether the soft tissue where a caudal ray leaves the bone is the intervertebral foramen: bone (the
+    pars and facets that close the foramen behind) lies posterior to it, along the pedicle axis within
+    ``_FORAMEN_DEPTH_MM``. Below the posterior surface where the needle enters, the soft tissue opens
+    backwards (the back muscles) and no nerve root runs there."""
+    back = exit_lps - np.arange(0.0, _FORAMEN_DEPTH_MM, _STEP)[:, None] * fit.axis_lps
+    return bool((lb.sample(ct, back, lb.filled) > 0.5).any())
+
+
+def _exit_into_soft_tissue(inside: np.ndarray, soft: np.ndarray) -> int:
+    """Index of the first sample outside the bone on a ray whose run outside the bone holds a soft-tissue
+    sample; the last index when there is none."""
+    k = 0
+    while k < len(inside):
+        if inside[k]:
+            k += 1
+            continue
+        end = k
+        while end < len(inside) and not inside[end]:
+            end += 1
+        if soft[k:end].any() or end == len(inside):
+            return k
+        k = end
+    return len(inside) - 1
 
 
 def _gauge_notices(lv, side, width, gauge):

@@ -26,6 +26,10 @@ TARGET_DEPTH_FRACTION: dict[str, Rule] = {
     "anterior_quarter": Rule(name="tip depth from the anterior cortex, fraction of body AP depth", unit="fraction",
                              value=0.15, source=cq(5), note="tip inside the anterior quarter"),
 }
+PATH_SOFT_TISSUE_GAP_MM = Rule(name="soft tissue crossed between the bone entry and the tip", unit="mm", value=1.0,
+                               source="pvp-plan safety check",
+                               note="a transpedicular needle stays in bone from its entry to its tip; a run of soft "
+                                    "tissue this long means it leaves the pedicle or passes between two bones")
 ANTERIOR_CORTEX_CLEARANCE_MM = Rule(name="tip clearance to the anterior cortex", unit="mm", value=3.0,
                                     source="pvp-plan safety check")
 #: Published pedicle morphometry that could be read and checked (abstracts, PMC full texts). The classic series
@@ -44,6 +48,12 @@ PEDICLE_WIDTH_LUMBAR_MM = Rule(name="lumbar pedicle isthmus width", unit="mm", l
 
 # --- is the path transpedicular at all? (pvp_plan.needle.planner._transpedicular_notices) ---
 _MORPHOMETRY = f"{_LIEN_2007}; {_KAUR_2016}"
+#: Isthmus height (cranio-caudal). Published means run from about 10 mm (mid-thoracic) to about 15-16 mm (T12-L2);
+#: Lien 2007 gives 8.6-13.7 mm at T1-T10 and 13.9-16.7 mm at T11-L5 (safe-zone height).
+#: The pedicle arises from the cranial half of the body, so its centre lies at least half the smallest height below
+#: the body's superior endplate (``pvp_plan.needle.pedicle._pedicle_band_mm``).
+PEDICLE_HEIGHT_MM = Rule(name="pedicle isthmus height", unit="mm", low=10.0, high=18.0, source=_MORPHOMETRY,
+                         note="T4-L5 typical range of means")
 #: Cortex of the pedicle isthmus. An imaged cortex is never thinner than the voxel along the measured direction,
 #: so the apparent cortex is ``max(value, voxel)``; a "pedicle" narrower than ``PEDICLE_SLIVER_FACTOR`` x that
 #: is one cortical plate (or partial volume), not a bone bridge with two walls.
@@ -82,3 +92,15 @@ TRANSPEDICULAR_ANGLE_TOLERANCE_DEG = Rule(name="needle convergence below the mea
 #: the pedicle to reach the midline, but beyond about 45 degrees it runs along the canal.
 TRANSPEDICULAR_ML_ANGLE_DEG = Rule(name="mediolateral angle of a transpedicular needle", unit="deg",
                                    low=-10.0, high=45.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
+
+# --- spinal canal read on the CT (pvp_plan.needle.pedicle.canal_extent_mm) ---
+#: A slice's canal is read from the body's posterior wall to its back, and from the midline to its lateral wall.
+#: Outside these bounds the slice's canal is a misread (leaked out through an open arch, or a sliver left between
+#: bones) and the level's other slices are used. Adult thoracolumbar canals: midsagittal depth about 13-20 mm
+#: (lumbar, down to about 10 mm in stenosis), interpediculate distance about 17-30 mm (T10-L5).
+CANAL_DEPTH_MM = Rule(name="spinal canal depth behind the body's posterior wall", unit="mm", low=8.0, high=26.0,
+                      source="Eisenstein, J Bone Joint Surg Br 1977; Hinck et al., AJR 1966",
+                      note="bounds for a plausible read, wider than the normal adult range")
+CANAL_HALF_WIDTH_MM = Rule(name="spinal canal half-width (half the interpediculate distance)", unit="mm", low=6.0,
+                           high=17.0, source="Hinck et al., AJR 1966",
+                           note="bounds for a plausible read, wider than the normal adult range")
