@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from pvp_plan.segment.canal import CanalTrack, column_region
@@ -268,4 +269,45 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
             new = lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
         region = out[box]
         region[new & (region < 0)] = k
+    return out
+
+
+def fill_cortical_defects(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
+    """Add to each body the soft tissue of a lesion that broke through its cortex (a lytic defect).
+
+    A vertebral body's axial section is convex except at its posterior wall. Where a lytic lesion
+    has destroyed the cortex, the lesion (soft-tissue HU) is open to the outside, so hole filling
+    leaves a bay in the section. On each slice whose section is whole (its convex hull at least
+    ``options.defect_full_section_fraction`` of the level's largest, and at least
+    ``options.defect_min_solidity`` of the hull bone: the end slices through an endplate are bands
+    or open rims around the disc and are left alone), the voxels of the section's convex hull that
+    are unlabelled and below ``options.defect_max_hu`` are grouped in-slice; a group is added when it
+    reaches ``options.defect_min_depth_mm`` inside the hull (a shallow dent of the outline is not a
+    defect) and lies in front of the section's posterior quarter (the posterior wall is concave).
+    ``labels``: segment index per voxel (-1 = background), ``hu`` and ``spacing_mm`` (z, y, x) of the
+    same grid. Returns a new array.
+    """
+    out = labels.copy()
+    sy, sx = float(spacing_mm[1]), float(spacing_mm[2])
+    for k, box in enumerate(ndimage.find_objects(labels + 1)):  # object k holds segment k
+        if box is None:
+            continue
+        region, body = out[box], labels[box] == k
+        hulls = [convex_hull_image(body[z]) if body[z].any() else None for z in range(body.shape[0])]
+        largest = max(int(h.sum()) for h in hulls if h is not None)
+        for z, hull in enumerate(hulls):
+            if hull is None or hull.sum() < options.defect_full_section_fraction * largest \
+                    or body[z].sum() < options.defect_min_solidity * hull.sum():
+                continue
+            cand = hull & (region[z] < 0) & (hu[box][z] < options.defect_max_hu)
+            if not cand.any():
+                continue
+            depth = ndimage.distance_transform_edt(np.pad(hull, 1), sampling=(sy, sx))[1:-1, 1:-1]
+            lab, n = ndimage.label(cand)
+            ys = np.flatnonzero(body[z].any(axis=1))
+            posterior_quarter = ys[0] + 0.75 * (ys[-1] - ys[0])  # +y is posterior
+            deep = np.asarray(ndimage.maximum(depth, lab, range(1, n + 1))) >= options.defect_min_depth_mm
+            front = np.asarray(ndimage.center_of_mass(cand, lab, range(1, n + 1)))[:, 0] < posterior_quarter
+            add = np.isin(lab, np.flatnonzero(deep & front) + 1)
+            region[z][add] = k
     return out

@@ -64,6 +64,11 @@ class ColumnOptions:
         ~16 mm where it meets the body) does not; 0 disables the cut.
     root_regrow_mm : float
         Voxels within this distance (mm) of the opened section are given back (the body's cortex).
+    defect_min_depth_mm, defect_max_hu, defect_full_section_fraction, defect_min_solidity : float
+        A lesion open through the cortex is added to the body (:func:`body_mask.fill_cortical_defects`)
+        where its soft tissue (below ``defect_max_hu``) reaches ``defect_min_depth_mm`` inside the convex
+        hull of a whole section (hull at least ``defect_full_section_fraction`` of the level's largest,
+        section at least ``defect_min_solidity`` of its hull).
     vessel_opening_mm : float
         Ball radius (mm) a vessel section must hold (the aorta at the hiatus is ~15-20 mm wide).
     vessel_hu : tuple of float
@@ -99,6 +104,10 @@ class ColumnOptions:
     opening_mm: float = 2.0
     pedicle_root_mm: float = 8.0
     root_regrow_mm: float = 1.5
+    defect_min_depth_mm: float = 4.0
+    defect_max_hu: float = 100.0
+    defect_full_section_fraction: float = 0.7
+    defect_min_solidity: float = 0.5
     vessel_opening_mm: float = 3.0
     vessel_hu: tuple[float, float] = (140.0, 600.0)
     vessel_min_length_mm: float = 45.0

@@ -131,6 +131,7 @@ def segment_vertebral_bodies(
                                            opts.edge_ridge_mm, opts.edge_fraction)
     else:
         full = seg
+    full = body_mask.fill_cortical_defects(full, ct.hu, ct.spacing_mm, opts)
     result = _named(full, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)

@@ -7,6 +7,7 @@ import numpy as np
 from pvp_plan.segment.body_mask import (
     cortical_edge_hu,
     detach_pedicle_roots,
+    fill_cortical_defects,
     peel_halo,
     restore_endplate_caps,
 )
@@ -88,3 +89,27 @@ def test_thin_end_slices_of_a_tilted_body_are_restored_but_a_vessel_beside_it_is
     assert (restored[10:12, 34:40, 10:50] == under).all()  # the band is given back where it lies over the body
     assert not restored[:, (yy - 37) ** 2 + (xx - 61) ** 2 <= 100].any()  # the vessel is not attached
     assert not (restored & ~opened).any()
+
+
+def test_a_lesion_open_through_the_cortex_is_added_but_not_a_shallow_dent_the_posterior_notch_or_an_end_ring():
+    """1 mm voxels, a 40 mm round body section on slices 1-8 (soft tissue 40 HU around it). Cut out of it: a lesion
+    bay 10 mm wide and 12 mm deep at the front-left, open to the outside; a 2 mm dent on the right; a 6 mm deep notch
+    in the middle of the back (the basivertebral foramen's place). Slice 9 is an endplate rim open at the front, with
+    the disc (soft tissue) inside it."""
+    opts = ColumnOptions()
+    yy, xx = np.mgrid[:60, :60]
+    disc = (yy - 30) ** 2 + (xx - 30) ** 2 <= 20 ** 2
+    bay = (np.abs(xx - 38) <= 5) & (yy <= 21)  # front is small y
+    dent = (xx >= 49) & (np.abs(yy - 30) <= 4)
+    notch = (np.abs(xx - 30) <= 3) & (yy >= 45)
+    labels = np.full((11, 60, 60), -1, np.int16)
+    labels[1:9][:, disc & ~bay & ~dent & ~notch] = 0
+    labels[9][disc & ((yy - 30) ** 2 + (xx - 30) ** 2 > 14 ** 2) & ~bay] = 0
+    hu = np.full(labels.shape, 40.0, np.float32)
+    hu[labels >= 0] = 250.0
+    out = fill_cortical_defects(labels, hu, (1.0, 1.0, 1.0), opts)
+    mid = out[4]
+    assert (mid[disc & bay] == 0).mean() > 0.85  # the lesion is body, up to the chord across its mouth
+    assert (mid[disc & dent] < 0).all() and (mid[disc & notch] < 0).all()
+    assert (out[9] == labels[9]).all()  # the endplate rim is not filled
+    assert not ((out >= 0) & ~(labels >= 0) & (hu >= opts.defect_max_hu)).any()
