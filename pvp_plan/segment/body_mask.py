@@ -231,6 +231,17 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
     return out
 
 
+def foreground_box(labels: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the voxels ``>= 0`` (any segment), from cheap projections; None when there are none."""
+    fg = labels >= 0
+    zs = np.flatnonzero(fg.any(axis=(1, 2)))
+    if not zs.size:
+        return None
+    ys = np.flatnonzero(fg[zs[0]:zs[-1] + 1].any(axis=(0, 2)))
+    xs = np.flatnonzero(fg[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
+    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+
+
 def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t_edge: float,
                       soft_tissue_hu: float, ridge_mm: float, fraction: float) -> np.ndarray:
     """Redraw each level's boundary at full CT resolution within one working voxel of the coarse boundary.
@@ -242,16 +253,11 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
     out = np.full(labels.shape, -1, np.int16)
     size = tuple(2 * f + 1 for f in factors)
     ridge = tuple(2 * max(1, int(round(ridge_mm / s))) + 1 for s in spacing_mm)
-    # bounding box of all levels first (cheap projections), so the per-level boxes come from a small array
-    fg = labels >= 0
-    zs = np.flatnonzero(fg.any(axis=(1, 2)))
-    if not zs.size:
+    fg_box = foreground_box(labels)
+    if fg_box is None:
         return out
-    ys = np.flatnonzero(fg[zs[0]:zs[-1] + 1].any(axis=(0, 2)))
-    xs = np.flatnonzero(fg[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
-    lo = (int(zs[0]), int(ys[0]), int(xs[0]))
-    used = labels[lo[0]:zs[-1] + 1, lo[1]:ys[-1] + 1, lo[2]:xs[-1] + 1]
-    objects = ndimage.find_objects(used + 1)  # object i holds label i + 1, i.e. segment i
+    lo = tuple(s.start for s in fg_box)
+    objects = ndimage.find_objects(labels[fg_box] + 1)  # object i holds label i + 1, i.e. segment i
     for k, box in enumerate(objects):
         if box is None:
             continue
@@ -285,14 +291,18 @@ def fill_cortical_defects(labels: np.ndarray, hu: np.ndarray, spacing_mm, option
     reaches ``options.defect_min_depth_mm`` inside the hull (a shallow dent of the outline is not a
     defect) and lies in front of the section's posterior quarter (the posterior wall is concave).
     ``labels``: segment index per voxel (-1 = background), ``hu`` and ``spacing_mm`` (z, y, x) of the
-    same grid. Returns a new array.
+    same grid; ``labels`` is changed in place and returned.
     """
-    out = labels.copy()
     sy, sx = float(spacing_mm[1]), float(spacing_mm[2])
-    for k, box in enumerate(ndimage.find_objects(labels + 1)):  # object k holds segment k
+    fg_box = foreground_box(labels)
+    if fg_box is None:
+        return labels
+    used, hu = labels[fg_box], hu[fg_box]  # views: the per-level boxes come from a small array
+    for k, box in enumerate(ndimage.find_objects(used + 1)):  # object k holds segment k
         if box is None:
             continue
-        region, body = out[box], labels[box] == k
+        region = used[box]
+        body = region == k
         hulls = [convex_hull_image(body[z]) if body[z].any() else None for z in range(body.shape[0])]
         largest = max(int(h.sum()) for h in hulls if h is not None)
         for z, hull in enumerate(hulls):
@@ -310,4 +320,4 @@ def fill_cortical_defects(labels: np.ndarray, hu: np.ndarray, spacing_mm, option
             front = np.asarray(ndimage.center_of_mass(cand, lab, range(1, n + 1)))[:, 0] < posterior_quarter
             add = np.isin(lab, np.flatnonzero(deep & front) + 1)
             region[z][add] = k
-    return out
+    return labels
