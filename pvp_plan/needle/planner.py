@@ -303,13 +303,13 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
         why.append(f"isthmus width / height {ratio:.2f} is outside the published {r.low:g}-{r.high:g}")
         sources.add(r.source)
     a = R.TRANSPEDICULAR_ML_ANGLE_DEG
-    low = a.low
+    low, angle_sources = a.low, {a.source}
     if lv.value in R.PEDICLE_TRANSVERSE_ANGLE_DEG:
         low = max(low, R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].value - R.TRANSPEDICULAR_ANGLE_TOLERANCE_DEG.value)
-        sources.add(R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].source)
-    if not low <= ml_deg <= a.high:
+        angle_sources.add(R.PEDICLE_TRANSVERSE_ANGLE_DEG[lv.value].source)
+    if not low <= ml_deg <= a.high:  # the angle sources are cited only when the angle is a reason
         why.append(f"mediolateral angle {ml_deg:.1f} deg is outside {low:.1f}-{a.high:.0f} deg for {lv.value}")
-        sources.add(a.source)
+        sources.update(angle_sources)
     if not why:
         return []
     return [Notice("not_transpedicular", f"{lv.value} {fit.side}: not a transpedicular path: " + "; ".join(why),

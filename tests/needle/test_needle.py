@@ -67,7 +67,8 @@ def test_phantom_true_pedicles_are_transpedicular(phantom):
 
 
 def _l4_right_check(entry_lps=None, ml_deg=None):
-    """Notices of the transpedicular check on abdomen L4 right, with the bone entry and angle optionally replaced."""
+    """The planned path and the notices of the transpedicular check on abdomen L4 right (code -> notice), with the
+    bone entry and angle optionally replaced."""
     from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
     from pvp_plan.needle.planner import _transpedicular_notices
 
@@ -79,7 +80,7 @@ def _l4_right_check(entry_lps=None, ml_deg=None):
     fit = find_pedicle(ct, lb, frame, "right")
     entry = path.bone_entry_lps_mm if entry_lps is None else entry_lps(ct, frame, fit)
     ml = path.mediolateral_angle_deg if ml_deg is None else ml_deg
-    return path, {n.code for n in _transpedicular_notices(ct, lb, frame, fit, np.asarray(entry), ml, lv)}
+    return path, {n.code: n for n in _transpedicular_notices(ct, lb, frame, fit, np.asarray(entry), ml, lv)}
 
 
 def _on_lamina(ct, frame, fit):
@@ -97,6 +98,15 @@ def test_real_ct_translaminar_path_flagged_not_transpedicular():
     assert "not_transpedicular" not in planned
     assert "not_transpedicular" in _l4_right_check(entry_lps=_on_lamina)[1]
     assert "not_transpedicular" in _l4_right_check(ml_deg=0.0)[1]
+
+
+def test_not_transpedicular_cites_the_angle_sources_only_when_the_angle_is_a_reason():
+    """The lamina entry fails on place alone: its notice cites the safety check, not the pedicle-angle series; the
+    sagittal path fails on its angle and cites them."""
+    on_lamina = _l4_right_check(entry_lps=_on_lamina)[1]["not_transpedicular"]
+    sagittal = _l4_right_check(ml_deg=0.0)[1]["not_transpedicular"]
+    assert "angle" not in on_lamina.message and "Zindrick" not in on_lamina.source
+    assert "angle" in sagittal.message and "Zindrick" in sagittal.source
 
 
 def test_real_ct_cortex_slivers_are_not_safe():
