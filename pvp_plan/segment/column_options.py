@@ -71,6 +71,9 @@ class ColumnOptions:
         section at least ``defect_min_solidity`` of its hull).
     vessel_opening_mm : float
         Ball radius (mm) a vessel section must hold (the aorta at the hiatus is ~15-20 mm wide).
+    vessel_sd_noise_factor : float
+        A vessel's local SD (3 mm box) is below this multiple of the image noise (soft tissue's local SD),
+        and below 35 HU at least.
     vessel_hu : tuple of float
         HU range of contrast-enhanced blood (aorta, vena cava).
     vessel_min_length_mm : float
@@ -109,6 +112,7 @@ class ColumnOptions:
     defect_full_section_fraction: float = 0.7
     defect_min_solidity: float = 0.5
     vessel_opening_mm: float = 3.0
+    vessel_sd_noise_factor: float = 4.0
     vessel_hu: tuple[float, float] = (140.0, 600.0)
     vessel_min_length_mm: float = 45.0
     sacrum_width_mm: float = 90.0
