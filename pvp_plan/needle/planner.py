@@ -17,15 +17,9 @@ from pvp_plan.errors import PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level, Region
 from pvp_plan.messages import Notice, Severity
-from pvp_plan.needle.pedicle import (
-    SIDE_SIGN,
-    LevelBone,
-    body_frame,
-    canal_extent_mm,
-    find_pedicle,
-    level_bone,
-    sample_hu,
-)
+from pvp_plan.needle.canal import canal_extent_mm
+from pvp_plan.needle.frame import SIDE_SIGN, LevelBone, body_frame, level_bone, sample_hu
+from pvp_plan.needle.pedicle import find_pedicle
 from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 from pvp_plan.rules import needle as R
 from pvp_plan.segment.types import Segmentation
@@ -57,7 +51,7 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
         Tip depth (``pvp_plan.rules.needle.TARGET_DEPTH_FRACTION``, JSIR 2019 CQ5).
     bone_hu : float, optional
         Fixed bone threshold in HU. None (default): adaptive per level, between the local soft tissue and
-        the local cortex (:func:`pvp_plan.needle.pedicle.level_bone`).
+        the local cortex (:func:`pvp_plan.needle.frame.level_bone`).
 
     Returns
     -------
@@ -162,7 +156,7 @@ def _angles(d, sign, prefix="") -> dict:
 
 
 def _canal_distance(ct, lb: LevelBone) -> np.ndarray | None:
-    """Distance (mm) to the spinal canal on the level's box (:func:`pvp_plan.needle.pedicle.level_bone`)."""
+    """Distance (mm) to the spinal canal on the level's box (:func:`pvp_plan.needle.frame.level_bone`)."""
     if not lb.canal.any():
         return None
     return ndimage.distance_transform_edt(~lb.canal, sampling=ct.spacing_mm).astype(np.float32)
@@ -266,7 +260,7 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
     """Reasons the path is not a transpedicular path (empty when it is); each a ``not_transpedicular`` notice.
 
     1. Place: the bone entry and the isthmus centre lie lateral to the canal's lateral wall on their slice
-       and posterior to the body's posterior wall (:func:`pvp_plan.needle.pedicle.canal_extent_mm`); a
+       and posterior to the body's posterior wall (:func:`pvp_plan.needle.canal.canal_extent_mm`); a
        translaminar path enters bone behind the canal, medial to its wall.
     2. Section: the isthmus is a bone bridge with two walls: its width and height are at least
        ``PEDICLE_SLIVER_FACTOR`` x the apparent cortex (``PEDICLE_CORTEX_MM``, or the voxel size along

@@ -51,7 +51,7 @@ _MORPHOMETRY = f"{_LIEN_2007}; {_KAUR_2016}"
 #: Isthmus height (cranio-caudal). Published means run from about 10 mm (mid-thoracic) to about 15-16 mm (T12-L2);
 #: Lien 2007 gives 8.6-13.7 mm at T1-T10 and 13.9-16.7 mm at T11-L5 (safe-zone height).
 #: The pedicle arises from the cranial half of the body, so its centre lies at least half the smallest height below
-#: the body's superior endplate (``pvp_plan.needle.pedicle._pedicle_band_mm``).
+#: the body's superior endplate (``pvp_plan.needle.isthmus._pedicle_band_mm``).
 PEDICLE_HEIGHT_MM = Rule(name="pedicle isthmus height", unit="mm", low=10.0, high=18.0, source=_MORPHOMETRY,
                          note="T4-L5 typical range of means")
 #: Cortex of the pedicle isthmus. An imaged cortex is never thinner than the voxel along the measured direction,
@@ -93,7 +93,7 @@ TRANSPEDICULAR_ANGLE_TOLERANCE_DEG = Rule(name="needle convergence below the mea
 TRANSPEDICULAR_ML_ANGLE_DEG = Rule(name="mediolateral angle of a transpedicular needle", unit="deg",
                                    low=-10.0, high=45.0, source=f"pvp-plan safety check; {_MORPHOMETRY}")
 
-# --- spinal canal read on the CT (pvp_plan.needle.pedicle.canal_extent_mm) ---
+# --- spinal canal read on the CT (pvp_plan.needle.canal.canal_extent_mm) ---
 #: A slice's canal is read from the body's posterior wall to its back, and from the midline to its lateral wall.
 #: Outside these bounds the slice's canal is a misread (leaked out through an open arch, or a sliver left between
 #: bones) and the level's other slices are used. Adult thoracolumbar canals: midsagittal depth about 13-20 mm

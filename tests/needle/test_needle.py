@@ -69,7 +69,8 @@ def test_phantom_true_pedicles_are_transpedicular(phantom):
 def _l4_right_check(entry_lps=None, ml_deg=None):
     """The planned path and the notices of the transpedicular check on abdomen L4 right (code -> notice), with the
     bone entry and angle optionally replaced."""
-    from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.pedicle import find_pedicle
     from pvp_plan.needle.planner import _transpedicular_notices
 
     ct, seg, _ = _abdomen()
@@ -119,7 +120,8 @@ def test_real_ct_cortex_slivers_are_not_safe():
 def test_canal_extent_ignores_implausible_slices():
     """A slice whose canal leaks out behind the arch (40 mm deep) or is a sliver (2 mm) takes the other slices'
     median depth and half-width (``CANAL_DEPTH_MM``, ``CANAL_HALF_WIDTH_MM``)."""
-    from pvp_plan.needle.pedicle import LevelBone, canal_extent_mm
+    from pvp_plan.needle.canal import canal_extent_mm
+    from pvp_plan.needle.frame import LevelBone
 
     canal = np.zeros((3, 60, 60), bool)
     canal[0, 10:26, 20:41] = True  # 16 mm deep, 10 mm half-width at 1 mm voxels (midline x = 30)
@@ -136,7 +138,7 @@ def test_canal_extent_ignores_implausible_slices():
 def test_canal_beyond_bone_on_its_row_is_dropped():
     """Canal lateral of a bone voxel on its row (a neighbour slice's recess copied into an open slice) is dropped;
     canal between the midline and the first bone stays."""
-    from pvp_plan.needle.pedicle import _canal_within_bone_rows
+    from pvp_plan.needle.canal import _canal_within_bone_rows
 
     canal = np.zeros((1, 5, 21), bool)
     canal[0, 1:4, 4:17] = True
@@ -152,7 +154,8 @@ def test_inferior_wall_read_to_soft_tissue(phantom):
     same path moved caudally by half the height runs on the wall (under the needle radius). A gap in the bone mask
     that reads as cancellous bone is crossed; one that reads as soft tissue is the wall's surface. Soft tissue with
     the arch behind it is the foramen; soft tissue open behind (behind the arch) is not."""
-    from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.pedicle import find_pedicle
     from pvp_plan.needle.planner import _below_is_foramen, _exit_into_soft_tissue, _inferior_wall
 
     ph, seg = phantom
@@ -176,7 +179,8 @@ def test_soft_tissue_run_along_the_path(phantom):
     """Phantom L2 left: a path from the isthmus centre into the body crosses no soft tissue; the same path moved
     15 mm laterally (outside the pedicle, through the muscle beside the body) crosses more than
     ``PATH_SOFT_TISSUE_GAP_MM``."""
-    from pvp_plan.needle.pedicle import body_frame, find_pedicle, level_bone
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.pedicle import find_pedicle
     from pvp_plan.needle.planner import _soft_tissue_run_mm
     from pvp_plan.rules.needle import PATH_SOFT_TISSUE_GAP_MM
 
@@ -193,7 +197,8 @@ def test_pedicle_band_holds_true_isthmus_centres(phantom):
     """The phantom's true isthmus centres lie in the band of heights where a pedicle's centre may lie on its body
     (cranial half, at least half the smallest pedicle height below the superior endplate); the body's centroid
     less 3 mm and its top do not."""
-    from pvp_plan.needle.pedicle import _height_mm, _pedicle_band_mm, body_frame, level_bone
+    from pvp_plan.needle.frame import _height_mm, body_frame, level_bone
+    from pvp_plan.needle.isthmus import _pedicle_band_mm
 
     ph, seg = phantom
     for level in ("T12", "L1", "L2"):
@@ -209,7 +214,7 @@ def test_pedicle_band_holds_true_isthmus_centres(phantom):
 def test_cancellous_core_between_walls_not_soft_tissue():
     """Between two cortical plates 6 mm apart (3 mm voxels, along z), a core reading 120 HU is filled as cancellous
     bone; a gap reading 40 HU (soft tissue: a joint, the foramen) and a 12 mm gap stay open."""
-    from pvp_plan.needle.pedicle import _cancellous_core
+    from pvp_plan.needle.frame import _cancellous_core
 
     hu = np.full((12, 4, 9), 40.0, np.float32)
     bone = np.zeros(hu.shape, bool)
