@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvp_plan.measure.frame import BodyFrame, sample
+from pvp_plan.measure.profile import longest_run
 
 #: Antero-posterior bands (fractions of the depth in from the anterior / posterior surface) of the anterior and
 #: posterior heights: inside the rounded endplate corners, which partial volume blurs at 3 mm voxels. Chosen to
@@ -48,11 +49,7 @@ class BodyHeights:
 
 def _run_length(profile: np.ndarray) -> float:
     """Length (mm) of the longest run of samples inside the mask (>= 0.5)."""
-    inside = np.concatenate([[0], (profile >= 0.5).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(inside))
-    if edges.size == 0:
-        return 0.0
-    return float((edges[1::2] - edges[::2]).max()) * _STEP_MM
+    return float(longest_run(profile >= 0.5)) * _STEP_MM
 
 
 def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], frame: BodyFrame) -> BodyHeights:

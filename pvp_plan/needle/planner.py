@@ -16,6 +16,7 @@ from scipy import ndimage
 from pvp_plan.errors import PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level, Region
+from pvp_plan.measure.profile import longest_run
 from pvp_plan.messages import Notice, Severity
 from pvp_plan.needle.canal import canal_extent_mm
 from pvp_plan.needle.frame import SIDE_SIGN, LevelBone, body_frame, level_bone, sample_hu
@@ -249,11 +250,7 @@ def _soft_tissue_run_mm(ct, lb: LevelBone, fwd: np.ndarray) -> float:
     if len(fwd) == 0:
         return 0.0
     soft = (sample_hu(ct, fwd) < lb.soft_edge_hu) & ~(lb.sample(ct, fwd, lb.filled | lb.body) > 0.5)
-    best = run = 0
-    for v in soft:
-        run = run + 1 if v else 0
-        best = max(best, run)
-    return best * _STEP
+    return longest_run(soft) * _STEP
 
 
 def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: float, lv) -> list[Notice]:
