@@ -109,10 +109,10 @@ def segment_vertebral_bodies(
     seg = body_mask.tidy_segments(body_mask.assign_levels(mask, sp, planes, hu, disc_max_hu, opts), core)
     if not (seg >= 0).any():
         raise SegmentationError("no vertebral body found in front of the spinal canal")
-    # the edge rule is local (fraction of the way to the cortical ridge nearby); its floor is the body threshold,
-    # so trabecular bone laid bare by a lytic defect or a fracture is not peeled as if it were blurred cortex
-    t_edge = t_body
-    peeled = body_mask.peel_halo(seg, hu, t_edge, opts.soft_tissue_hu, opts.edge_fraction)
+    # the edge rule is local (fraction of the way to the cortical ridge nearby); its floor is the body threshold
+    # (here and on the CT grid), so trabecular bone laid bare by a lytic defect or a fracture is not peeled as if
+    # it were blurred cortex
+    peeled = body_mask.peel_halo(seg, hu, t_body, opts.soft_tissue_hu, opts.edge_fraction)
     seg = body_mask.tidy_segments(peeled, core)
     report("level names", 0.7)
     slices = body_mask.segment_slices(seg)
@@ -127,7 +127,7 @@ def segment_vertebral_bodies(
     report("full-resolution boundary", 0.8)
     if grid.factors != (1, 1, 1):
         full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
-                                           ct.spacing_mm, grid.factors, t_edge, opts.soft_tissue_hu,
+                                           ct.spacing_mm, grid.factors, t_body, opts.soft_tissue_hu,
                                            opts.edge_ridge_mm, opts.edge_fraction)
     else:
         full = seg
