@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pvp_plan.measure.frame import BodyFrame, sample
-from pvp_plan.measure.profile import longest_run
+from pvp_plan.measure.profile import extent
 
 #: Antero-posterior bands (fractions of the depth in from the anterior / posterior surface) of the anterior and
 #: posterior heights: inside the rounded endplate corners, which partial volume blurs at 3 mm voxels. Chosen to
@@ -31,7 +31,8 @@ class BodyHeights:
     """Heights in mm along the spine axis (None when not measurable).
 
     ``depth_mm`` is the antero-posterior depth at mid-height used to place the columns.
-    ``anterior_margin_mm`` / ``posterior_margin_mm`` are a straight line fitted to the column heights across
+    ``anterior_margin_mm`` / ``posterior_margin_mm`` are a straight line fitted (Theil-Sen: the median of the
+    pairwise slopes, so a few columns broken by a lesion do not tilt it) to the column heights across
     :data:`MARGIN_FIT_FRACTION` of the depth, evaluated at the anterior and posterior surfaces: the wedge
     shape without the rounded corners.
     """
@@ -47,23 +48,35 @@ class BodyHeights:
         return self.anterior_mm, self.middle_mm, self.posterior_mm
 
 
-def _run_length(profile: np.ndarray) -> float:
-    """Length (mm) of the longest run of samples inside the mask (>= 0.5)."""
-    return float(longest_run(profile >= 0.5)) * _STEP_MM
+def _column_length(profile: np.ndarray) -> float:
+    """Length (mm) from the first to the last sample inside the mask (>= 0.5): endplate to endplate, so a lytic
+    cavity, a gas cleft or a strip the segmentation missed inside the body does not shorten the column."""
+    return float(extent(profile >= 0.5)) * _STEP_MM
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected part of ``mask`` (a stray island of a label map must not lengthen a column)."""
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return np.asarray(mask, dtype=bool)
+    return lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
 
 
 def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], frame: BodyFrame) -> BodyHeights:
     """Anterior, middle and posterior heights of a body mask along ``frame.axis_zyx``.
 
     The antero-posterior depth is taken in the mid-sagittal band at mid-height. A column height is the
-    mean over :data:`LATERAL_OFFSETS_MM` of the longest run of the linearly interpolated mask (>= 0.5)
+    mean over :data:`LATERAL_OFFSETS_MM` of the distance from the first to the last sample of the linearly
+    interpolated mask (>= 0.5; the mask's largest 26-connected part)
     along a line parallel to the axis. Anterior and posterior heights are the mean of
     :data:`N_BAND_COLUMNS` columns spread over :data:`EDGE_BAND_FRACTION` of the depth in from each
     surface (averaging the staircase of a voxel mask); the middle height is the smallest column in
     :data:`MIDDLE_BAND_FRACTION` (endplate concavity). Each end of a column is known to about half a
     voxel along the axis.
     """
-    m = np.asarray(mask, dtype=np.float32)
+    m = _largest_component(np.asarray(mask, dtype=bool)).astype(np.float32)
     reach = 80.0
     u = np.arange(-reach, reach, _STEP_MM)
     fronts, backs = [], []
@@ -80,7 +93,7 @@ def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], fr
     t = np.arange(-reach, reach, _STEP_MM)
 
     def column_mm(u_col: float) -> float | None:
-        lengths = [_run_length(sample(m, frame.point(t, u_col, lat), spacing_mm=spacing_mm))
+        lengths = [_column_length(sample(m, frame.point(t, u_col, lat), spacing_mm=spacing_mm))
                    for lat in LATERAL_OFFSETS_MM]
         lengths = [v for v in lengths if v > 0]
         return float(np.mean(lengths)) if lengths else None
@@ -98,7 +111,9 @@ def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], fr
     ok = [i for i, h in enumerate(fit_h) if h is not None]
     a_margin = p_margin = None
     if len(ok) >= 5:
-        slope, intercept = np.polyfit(fit_f[ok], np.asarray(fit_h, dtype=object)[ok].astype(float), 1)
+        from scipy.stats import theilslopes
+
+        slope, intercept, _, _ = theilslopes(np.asarray(fit_h, dtype=object)[ok].astype(float), fit_f[ok])
         a_margin, p_margin = float(intercept), float(intercept + slope)
     return BodyHeights(
         anterior_mm=float(np.mean(anterior)) if anterior else None,

@@ -12,3 +12,10 @@ def longest_run(flags: np.ndarray) -> int:
     if edges.size == 0:
         return 0
     return int((edges[1::2] - edges[::2]).max())
+
+
+def extent(flags: np.ndarray) -> int:
+    """Number of samples from the first to the last true value of ``flags`` (1-D), gaps included; 0 when none is
+    true."""
+    idx = np.flatnonzero(np.asarray(flags, dtype=bool))
+    return int(idx[-1] - idx[0] + 1) if idx.size else 0

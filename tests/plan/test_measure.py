@@ -49,6 +49,32 @@ def test_heights_of_a_wedge_along_the_axis():
     assert h.posterior_mm == pytest.approx(HEIGHT * (1 - 0.4 * 0.225), abs=2.0)
 
 
+def test_heights_ignore_a_bay_missing_from_the_mask_at_the_front(normal_spine):
+    """A lytic bay open at the anterior surface that the mask leaves out is not height loss, and a stray island of
+    the label map above the body is not height: the columns run endplate to endplate through the largest part of
+    the mask. (With the longest run of each column the anterior height read 24.0 mm instead of 26.3.)"""
+    from scipy import ndimage
+
+    _, seg = normal_spine
+    mask, _ = _body(seg, "L2")
+    frame = body_frame(mask, spacing_mm=SPACING, axis_lps=seg.body("L2").axis_lps)
+    intact = body_heights(mask, spacing_mm=SPACING, frame=frame)
+    centre = np.array(ndimage.center_of_mass(mask)) * SPACING
+    front_y = np.flatnonzero(mask.any(axis=(0, 2)))[0] * SPACING[1]  # +y is posterior
+    zz, yy, xx = np.indices(mask.shape) * np.asarray(SPACING)[:, None, None, None]
+    bay = (zz - centre[0] - 5.0) ** 2 + (yy - front_y) ** 2 + (xx - centre[2] - 2.0) ** 2 <= 6.0**2  # upper front
+    damaged = mask & ~bay
+    top = np.flatnonzero(mask.any(axis=(1, 2)))[-1]
+    cy, cx = (int(round(c / s)) for c, s in zip(centre[1:], SPACING[1:], strict=True))
+    damaged[top + 3, cy - 8:cy + 9, cx - 8:cx + 9] = True  # an island 6 mm above the middle columns
+    h = body_heights(damaged, spacing_mm=SPACING, frame=frame)
+    for a, b in ((h.anterior_mm, intact.anterior_mm), (h.middle_mm, intact.middle_mm),
+                 (h.anterior_margin_mm, intact.anterior_margin_mm),
+                 (h.posterior_margin_mm, intact.posterior_margin_mm)):
+        assert a == pytest.approx(b, abs=1.0)
+    assert h.anterior_margin_mm / h.posterior_margin_mm > 0.95
+
+
 def test_frame_anterior_is_perpendicular_to_a_tilted_axis(normal_spine):
     _, seg = normal_spine
     mask, _ = _body(seg, "L2")
