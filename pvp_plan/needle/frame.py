@@ -11,7 +11,8 @@ The segmentation labels bodies only, so the posterior elements are found on the 
 3. the cancellous core between a pedicle's superior and inferior walls added where it reads above soft
    tissue (``CANCELLOUS_EDGE_FRACTION``), though below the bone threshold (3 mm voxels);
 4. the pedicle cores enclosed by their four walls in coronal planes, whatever their HU
-   (:func:`_coronal_cores`): a fatty pedicle core reads like soft tissue (about -50 to 60 HU at 3 mm).
+   (:func:`_coronal_cores`), where a pedicle may lie (:func:`_pedicle_columns`): a fatty pedicle core reads
+   like soft tissue (about -50 to 60 HU at 3 mm).
 
 Frames: arrays in index order (z, y, x), on the CT grid or on a level's box (``LevelBone.origin_index``);
 points LPS (x, y, z) in mm; intensities in HU.
@@ -154,8 +155,8 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     if bone_hu is None:  # a threshold set by the caller is taken as it is
         core = _cancellous_core(hu, bone, soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft), spacing_mm=sp)
         filled |= core & ~canal & ~body_b
-    filled |= _coronal_cores(filled | body_b, canal, y_range=(int(np.ceil(ypw)), _canal_back_row(canal, ypw, sp)),
-                             spacing_mm=sp)
+    filled |= _coronal_cores(filled | body_b, canal | ~_pedicle_columns(hu.shape, xm, sp),
+                             y_range=(int(np.ceil(ypw)), _canal_back_row(canal, ypw, sp)), spacing_mm=sp)
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
                      adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
                      hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32),
@@ -204,20 +205,33 @@ def _canal_back_row(canal: np.ndarray, ypw: float, spacing_mm) -> int:
     return int(np.floor(min(back, deepest)))
 
 
-def _coronal_cores(solid: np.ndarray, canal: np.ndarray, *, y_range: tuple[int, int], spacing_mm) -> np.ndarray:
+def _pedicle_columns(shape: tuple[int, int, int], xm: float, spacing_mm) -> np.ndarray:
+    """bool (1, 1, x) over a box of ``shape``: the columns where a pedicle may lie, from the narrowest canal's
+    lateral wall (``CANAL_HALF_WIDTH_MM.low``) to the widest canal's wall plus the widest lumbar pedicle
+    (``CANAL_HALF_WIDTH_MM.high`` + ``PEDICLE_WIDTH_LUMBAR_MM.high``) on either side of the midline ``xm``
+    (box index): not the notch at the midline of the body's posterior wall, nor the soft tissue between a
+    transverse process and the sacral ala."""
+    lat_mm = np.abs(np.arange(shape[2]) - xm) * float(spacing_mm[2])
+    reach_mm = R.CANAL_HALF_WIDTH_MM.high + R.PEDICLE_WIDTH_LUMBAR_MM.high
+    return ((lat_mm >= R.CANAL_HALF_WIDTH_MM.low) & (lat_mm <= reach_mm))[None, None, :]
+
+
+def _coronal_cores(solid: np.ndarray, outside: np.ndarray, *, y_range: tuple[int, int], spacing_mm) -> np.ndarray:
     """Pedicle cores enclosed by their walls in coronal planes, between the body and the canal's back.
 
     Lateral to the canal, a pedicle's section in a coronal plane (z, x) is a ring: its superior and inferior
     walls, the medial wall and the thin lateral wall. Its core may be fatty marrow that reads like soft tissue
     at 3 mm voxels (about -50 to 60 HU), below any HU cut that keeps muscle out, so it is found by enclosure:
     per coronal plane of ``y_range`` (box rows, inclusive), the holes of ``solid`` no larger than
-    ``_MAX_CORE_MM2`` that do not touch the canal. The foramen and the facet joints are open (to the canal,
-    to the soft tissue around), and the interlaminar space lies behind the canal.
+    ``_MAX_CORE_MM2`` that do not touch ``outside`` (the canal, and where no pedicle lies). The foramen and
+    the facet joints are open (to the canal, to the soft tissue around), and the interlaminar space lies
+    behind the canal.
 
     Parameters
     ----------
-    solid, canal : np.ndarray
-        bool (z, y, x) on a level's box: the filled bone and body; the spinal canal.
+    solid, outside : np.ndarray
+        bool (z, y, x) on a level's box (``outside`` may broadcast): the filled bone and body; where no
+        pedicle core lies (the spinal canal, the midline, far lateral).
     y_range : (int, int)
         First and last box row (y): the body's posterior wall and the canal's back.
     spacing_mm : (z, y, x) in mm
@@ -231,7 +245,7 @@ def _coronal_cores(solid: np.ndarray, canal: np.ndarray, *, y_range: tuple[int, 
             continue
         areas = np.asarray(ndimage.sum(np.ones_like(plane), lab, range(1, n + 1))) * sp[0] * sp[2]
         keep = 1 + np.nonzero(areas <= _MAX_CORE_MM2)[0]
-        keep = keep[~np.isin(keep, np.unique(lab[canal[:, y, :]]))]
+        keep = keep[~np.isin(keep, np.unique(lab[np.broadcast_to(outside, solid.shape)[:, y, :]]))]
         cores[:, y, :] = np.isin(lab, keep)
     return cores
 

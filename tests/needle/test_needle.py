@@ -229,7 +229,8 @@ def test_cancellous_core_between_walls_not_soft_tissue():
 
 def test_coronal_cores_filled_by_enclosure_not_hu():
     """A pedicle core enclosed by its four walls in a coronal plane is filled whatever it reads (fatty marrow reads
-    like soft tissue at 3 mm); an enclosed region touching the canal, or larger than ``_MAX_CORE_MM2``, is not."""
+    like soft tissue at 3 mm); an enclosed region touching the canal (or where no pedicle lies), or larger than
+    ``_MAX_CORE_MM2``, is not."""
     from pvp_plan.needle.frame import _MAX_CORE_MM2, _coronal_cores
 
     solid = np.zeros((20, 3, 40), bool)
@@ -242,6 +243,20 @@ def test_coronal_cores_filled_by_enclosure_not_hu():
     cores = _coronal_cores(solid, canal, y_range=(0, 2), spacing_mm=(3.0, 3.0, 3.0))
     assert cores[3:6, :2, 3:7].all() and not cores[:, 2].any()
     assert 15 * 16 * 9.0 > _MAX_CORE_MM2 and not cores[:, :, 12:].any()
+    at_midline = np.zeros((1, 1, 40), bool)
+    at_midline[..., 6] = True  # a column where no pedicle lies (the midline) crosses the core: not filled
+    assert not _coronal_cores(solid, at_midline, y_range=(0, 2), spacing_mm=(3.0, 3.0, 3.0)).any()
+
+
+def test_pedicle_columns_lateral_to_the_canal():
+    """Pedicle cores are sought from 6 mm (narrowest canal half-width) to 35 mm (widest canal half-width plus the
+    widest lumbar pedicle) either side of the midline."""
+    from pvp_plan.needle.frame import _pedicle_columns
+
+    cols = _pedicle_columns((1, 1, 41), 20.0, (3.0, 3.0, 1.0))[0, 0]
+    lat = np.abs(np.arange(41) - 20)
+    assert cols[(lat >= 6)].all() and not cols[lat < 6].any()
+    assert not _pedicle_columns((1, 1, 81), 0.0, (1.0, 1.0, 1.0))[0, 0, 36:].any()
 
 
 def test_layer_data_and_projection(phantom):
