@@ -374,8 +374,6 @@ _NOT_MET = {
     ("abdomen_3mm", "L3", "left"): "isthmus 19.5 x 4.75 mm (width / height 4.1): flagged not_transpedicular; the "
                                    "pedicle's fatty core (-50 to 60 HU) lies under a partial-volume inferior wall "
                                    "(about 130 HU), so the core is not enclosed and the height is read on one wall",
-    ("abdomen_3mm", "L5", "left"): "isthmus 8.0 mm; the path is 87 % inside the reference; flagged enters_canal, "
-                                   "breaches_inferior_wall, leaves_bone (2 mm of soft tissue behind the body)",
     ("abdomen_3mm", "L5", "right"): "no pedicle found: the sections along the medial path merge with the L5/S1 "
                                     "facet block or lie off the pedicle's height on the body",
 }
