@@ -9,7 +9,10 @@ The segmentation labels bodies only, so the posterior elements are found on the 
 2. the cortical shells closed (a ~2 mm closing) and, per axial slice, the holes they enclose filled,
    except the spinal canal (:mod:`pvp_plan.needle.canal`);
 3. the cancellous core between a pedicle's superior and inferior walls added where it reads above soft
-   tissue (``CANCELLOUS_EDGE_FRACTION``), though below the bone threshold (3 mm voxels).
+   tissue (``CANCELLOUS_EDGE_FRACTION``), though below the bone threshold (3 mm voxels);
+4. the pedicle cores enclosed by their four walls in coronal planes, whatever their HU
+   (:func:`_coronal_cores`), where a pedicle may lie (:func:`_pedicle_columns`): a fatty pedicle core reads
+   like soft tissue (about -50 to 60 HU at 3 mm).
 
 Frames: arrays in index order (z, y, x), on the CT grid or on a level's box (``LevelBone.origin_index``);
 points LPS (x, y, z) in mm; intensities in HU.
@@ -40,6 +43,11 @@ _CANCELLOUS_GAP_MM = R.PEDICLE_HEIGHT_MM.low - 2.0 * R.PEDICLE_CORTEX_MM.value
 _CANCELLOUS_SMOOTH_MM = 1.0  # Gaussian sigma of the HU that tells cancellous bone from soft tissue
 _BODY_CORTEX_MM = 3.0  # the body's cortex and its partial volume, left out of the cancellous HU
 _CLOSING_RADIUS_MM = 2.0  # closes a pedicle's cortical ring whose core reads like soft tissue
+#: Largest pedicle core filled in a coronal plane (mm^2): the largest published isthmus height by the largest
+#: lumbar width, each less its two cortices ((18 - 2) x (18 - 2) mm). The foramen and the interlaminar space are
+#: larger, or open to the canal or the soft tissue around.
+_MAX_CORE_MM2 = ((R.PEDICLE_HEIGHT_MM.high - 2.0 * R.PEDICLE_CORTEX_MM.value)
+                 * (R.PEDICLE_WIDTH_LUMBAR_MM.high - 2.0 * R.PEDICLE_CORTEX_MM.value))
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,8 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     if bone_hu is None:  # a threshold set by the caller is taken as it is
         core = _cancellous_core(hu, bone, soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft), spacing_mm=sp)
         filled |= core & ~canal & ~body_b
+    filled |= _coronal_cores(filled | body_b, canal | ~_pedicle_columns(hu.shape, xm, sp),
+                             y_range=(int(np.ceil(ypw)), _canal_back_row(canal, ypw, sp)), spacing_mm=sp)
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
                      adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
                      hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32),
@@ -184,6 +194,60 @@ def _cancellous_core(hu: np.ndarray, bone: np.ndarray, low_hu: float, *, spacing
     between = ndimage.binary_closing(padded, np.ones((n, 1, 1), bool))[n:-n]
     not_soft = ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / sp) > low_hu
     return between & not_soft & ~bone
+
+
+def _canal_back_row(canal: np.ndarray, ypw: float, spacing_mm) -> int:
+    """Box row (y) of the canal's back: its deepest row, within ``CANAL_DEPTH_MM.high`` of the body's posterior
+    wall (row ``ypw``); the plausible depth's low bound when there is no canal."""
+    rows = np.nonzero(canal.any(axis=(0, 2)))[0]
+    deepest = ypw + R.CANAL_DEPTH_MM.high / spacing_mm[1]
+    back = float(rows.max()) if len(rows) else ypw + R.CANAL_DEPTH_MM.low / spacing_mm[1]
+    return int(np.floor(min(back, deepest)))
+
+
+def _pedicle_columns(shape: tuple[int, int, int], xm: float, spacing_mm) -> np.ndarray:
+    """bool (1, 1, x) over a box of ``shape``: the columns where a pedicle may lie, from the narrowest canal's
+    lateral wall (``CANAL_HALF_WIDTH_MM.low``) to the widest canal's wall plus the widest lumbar pedicle
+    (``CANAL_HALF_WIDTH_MM.high`` + ``PEDICLE_WIDTH_LUMBAR_MM.high``) on either side of the midline ``xm``
+    (box index): not the notch at the midline of the body's posterior wall, nor the soft tissue between a
+    transverse process and the sacral ala."""
+    lat_mm = np.abs(np.arange(shape[2]) - xm) * float(spacing_mm[2])
+    reach_mm = R.CANAL_HALF_WIDTH_MM.high + R.PEDICLE_WIDTH_LUMBAR_MM.high
+    return ((lat_mm >= R.CANAL_HALF_WIDTH_MM.low) & (lat_mm <= reach_mm))[None, None, :]
+
+
+def _coronal_cores(solid: np.ndarray, outside: np.ndarray, *, y_range: tuple[int, int], spacing_mm) -> np.ndarray:
+    """Pedicle cores enclosed by their walls in coronal planes, between the body and the canal's back.
+
+    Lateral to the canal, a pedicle's section in a coronal plane (z, x) is a ring: its superior and inferior
+    walls, the medial wall and the thin lateral wall. Its core may be fatty marrow that reads like soft tissue
+    at 3 mm voxels (about -50 to 60 HU), below any HU cut that keeps muscle out, so it is found by enclosure:
+    per coronal plane of ``y_range`` (box rows, inclusive), the holes of ``solid`` no larger than
+    ``_MAX_CORE_MM2`` that do not touch ``outside`` (the canal, and where no pedicle lies). The foramen and
+    the facet joints are open (to the canal, to the soft tissue around), and the interlaminar space lies
+    behind the canal.
+
+    Parameters
+    ----------
+    solid, outside : np.ndarray
+        bool (z, y, x) on a level's box (``outside`` may broadcast): the filled bone and body; where no
+        pedicle core lies (the spinal canal, the midline, far lateral).
+    y_range : (int, int)
+        First and last box row (y): the body's posterior wall and the canal's back.
+    spacing_mm : (z, y, x) in mm
+    """
+    sp = np.asarray(spacing_mm, float)
+    cores = np.zeros_like(solid)
+    for y in range(max(y_range[0], 0), min(y_range[1], solid.shape[1] - 1) + 1):
+        plane = solid[:, y, :]
+        lab, n = ndimage.label(ndimage.binary_fill_holes(plane) & ~plane)
+        if not n:
+            continue
+        areas = np.asarray(ndimage.sum(np.ones_like(plane), lab, range(1, n + 1))) * sp[0] * sp[2]
+        keep = 1 + np.nonzero(areas <= _MAX_CORE_MM2)[0]
+        keep = keep[~np.isin(keep, np.unique(lab[np.broadcast_to(outside, solid.shape)[:, y, :]]))]
+        cores[:, y, :] = np.isin(lab, keep)
+    return cores
 
 
 def _local_contrast(hu_posterior: np.ndarray) -> tuple[float, float]:

@@ -79,36 +79,41 @@ def _plane_axes(axis: np.ndarray, sign: float) -> tuple[np.ndarray, np.ndarray]:
     return u, (w if w[2] > 0 else -w)
 
 
-def _measure_isthmus(ct, lb, pts, axis, side, frame) -> tuple[PedicleFit | None, list]:
+def _measure_isthmus(ct, lb, pts, axis, side, frame) -> tuple[PedicleFit | None, list, str | None]:
     """Sections perpendicular to ``axis`` every 0.5 mm: their centres, and the narrowest one as the isthmus.
 
     The isthmus is chosen among sections centred on the axis, clear of the body, not fragments, and whose
-    centre lies at a pedicle's height on the body (:func:`_pedicle_band_mm`).
+    centre lies at a pedicle's height on the body (:func:`_pedicle_band_mm`). Returns (isthmus or None,
+    section centres LPS mm, why no section qualifies or None).
     """
     u, w = _plane_axes(axis, SIDE_SIGN[side])
     c0 = pts.mean(axis=0)
     t = (pts - c0) @ axis
-    stations = []
-    for station in np.arange(t.min(), t.max() + 1e-9, _STATION_MM):
-        p = c0 + station * axis
-        st = _cross_hair(ct, lb, p, u, w)
-        if st is not None:
-            stations.append(st)
+    positions = np.arange(t.min(), t.max() + 1e-9, _STATION_MM)
+    stations = [st for st in (_cross_hair(ct, lb, c0 + x * axis, u, w) for x in positions) if st is not None]
     if not stations:
-        return None, []
+        return None, [], (f"each of the {len(positions)} sections along the pedicle merges with other bone within "
+                          f"{_CROP_MM:.0f} mm of its centre (facets, transverse process, next level; "
+                          f"{max(ct.spacing_mm):.1f} mm voxels), or is a speck")
     centres = [st[2] for st in stations]
     widths = np.array([st[0] for st in stations])
     good = [st for st in stations if st[3] <= 3.0 and not st[4] and st[0] >= 0.6 * float(np.median(widths))]
-    lo_mm, hi_mm = _pedicle_band_mm(ct, lb, frame)
-    good = [st for st in good if lo_mm <= _height_mm(st[2], frame) <= hi_mm]
     if not good:
-        return None, centres
+        return None, centres, (f"{len(stations)} of {len(positions)} sections read, none centred on the path, "
+                               "clear of the body and whole")
+    lo_mm, hi_mm = _pedicle_band_mm(ct, lb, frame)
+    heights = [_height_mm(st[2], frame) for st in good]
+    good = [st for st, h in zip(good, heights, strict=True) if lo_mm <= h <= hi_mm]
+    if not good:
+        return None, centres, (f"the {len(heights)} clear sections are centred {min(heights):.1f} to "
+                               f"{max(heights):.1f} mm above the body's centroid, outside a pedicle's height "
+                               f"({lo_mm:.1f} to {hi_mm:.1f} mm)")
     w_good = np.array([st[0] for st in good])
     smooth = ndimage.median_filter(w_good, size=3, mode="nearest") if len(good) >= 3 else w_good
     k = int(np.argmin(smooth))
     fit = PedicleFit(side=side, width_mm=float(smooth[k]), height_mm=float(good[k][1]), center_lps_mm=good[k][2],
                      axis_lps=axis, lateral_lps=u, cranial_lps=w)
-    return fit, centres
+    return fit, centres, None
 
 
 def _cross_hair(ct, lb, p, u, w) -> tuple[float, float, np.ndarray, float, bool] | None:

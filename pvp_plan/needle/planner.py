@@ -20,7 +20,7 @@ from pvp_plan.measure.profile import longest_run
 from pvp_plan.messages import Notice, Severity
 from pvp_plan.needle.canal import canal_extent_mm
 from pvp_plan.needle.frame import SIDE_SIGN, LevelBone, body_frame, level_bone, sample_hu
-from pvp_plan.needle.pedicle import find_pedicle
+from pvp_plan.needle.pedicle import search_pedicle
 from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 from pvp_plan.rules import needle as R
 from pvp_plan.segment.types import Segmentation
@@ -107,10 +107,11 @@ def _target_point(ct, frame, target, sign, offset_mm) -> np.ndarray:
 
 def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, target) -> NeedlePath:
     sign = SIDE_SIGN[side]
-    fit = find_pedicle(ct, lb, frame, side)
+    fit, why = search_pedicle(ct, lb, frame, side)
     if fit is None:
         n = Notice("pedicle_not_found", f"{lv.value} {side}: no pedicle found posterior to the body "
-                   f"({lb.describe_threshold()}, lateral to the canal); no path planned", SAFETY, Severity.WARNING)
+                   f"({lb.describe_threshold()}, lateral to the canal): {why}; no path planned", SAFETY,
+                   Severity.WARNING)
         return NeedlePath(level=lv.value, side=side, gauge=gauge,
                           pedicle=PedicleMeasurement(side, None, None, None), skin_entry_lps_mm=None,
                           bone_entry_lps_mm=None, target_lps_mm=None, mediolateral_angle_deg=None,
