@@ -119,6 +119,7 @@ def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, targ
                           min_distance_to_medial_wall_mm=None, min_distance_to_inferior_wall_mm=None, safe=False,
                           notices=(n,))
     notices = list(_gauge_notices(lv, side, fit.width_mm, gauge))
+    notices += morphometry_notices(lv, side, fit.width_mm, fit.height_mm)
     radius = R.GAUGE_OD_MM[gauge].value / 2
     best = None
     for offset in np.arange(0.0, 20.01, 1.0):  # from the midline outward
@@ -363,6 +364,28 @@ def _exit_into_soft_tissue(inside: np.ndarray, soft: np.ndarray) -> int:
             return k
         k = end
     return len(inside) - 1
+
+
+def morphometry_notices(lv: Level, side: str, width_mm: float, height_mm: float) -> list[Notice]:
+    """A ``isthmus_outside_published_range`` caution for each isthmus figure (mm) outside its published range.
+
+    Width against ``PEDICLE_WIDTH_THORACIC_MM`` or ``PEDICLE_WIDTH_LUMBAR_MM`` (by the level's region; no
+    width range for cervical levels), height
+    against ``PEDICLE_HEIGHT_MM``. Outside the range the pedicle is unusual or the section was misread (a tilted
+    axis widens it, a section at a wall thins it): the operator checks it on the images. The path's safety
+    checks are not changed by it.
+    """
+    width_rule = {Region.THORACIC: R.PEDICLE_WIDTH_THORACIC_MM, Region.LUMBAR: R.PEDICLE_WIDTH_LUMBAR_MM}.get(lv.region)
+    out = []
+    for name, value, rule in (("width", width_mm, width_rule), ("height", height_mm, R.PEDICLE_HEIGHT_MM)):
+        if rule is None or rule.low <= value <= rule.high:
+            continue
+        where = "below" if value < rule.low else "above"
+        out.append(Notice("isthmus_outside_published_range",
+                          f"{lv.value} {side}: measured isthmus {name} {value:.1f} mm is {where} the published "
+                          f"{rule.low:g}-{rule.high:g} mm ({rule.name}): an unusual pedicle or a misread section; "
+                          "check it on the images before relying on the figure", rule.source, Severity.CAUTION))
+    return out
 
 
 def _gauge_notices(lv, side, width, gauge):

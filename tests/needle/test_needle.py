@@ -416,3 +416,20 @@ def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level, side):
     assert inside >= 0.95 and canal_mm > 0.0, (inside, canal_mm)
     assert p.safe, [n.code for n in p.notices]
     assert band.low <= p.pedicle.width_mm <= band.high, p.pedicle.width_mm
+
+
+@pytest.mark.parametrize(("level", "width", "height", "flagged"), [
+    ("T12", 6.0, 12.0, set()), ("T6", 3.2, 11.0, {"width"}), ("L5", 8.8, 20.7, {"height"}),
+    ("L2", 19.0, 9.0, {"width", "height"}), ("L4", 7.0, 18.0, set())])
+def test_isthmus_outside_the_published_range_is_a_caution(level, width, height, flagged):
+    """An isthmus figure outside its published range (thoracic 4-8 / lumbar 7-18 mm wide, 10-18 mm high) is a
+    caution to check the images, citing the range's source; inside the range (edges included) nothing is said."""
+    from pvp_plan.levels import Level
+    from pvp_plan.messages import Severity
+    from pvp_plan.needle.planner import morphometry_notices
+    from pvp_plan.rules.needle import PEDICLE_HEIGHT_MM
+
+    notices = morphometry_notices(Level(level), "left", width, height)
+    assert {n.message.split("isthmus ")[1].split()[0] for n in notices} == flagged
+    assert all(n.code == "isthmus_outside_published_range" and n.severity is Severity.CAUTION for n in notices)
+    assert all(n.source == PEDICLE_HEIGHT_MM.source for n in notices if "height" in n.message)
