@@ -1,6 +1,6 @@
 """The spinal canal of one level, read on the CT slice by slice (issue 5).
 
-Per axial slice (:func:`_fill_and_canal`, called by :func:`pvp_plan.needle.frame.level_bone`), the holes
+Per axial slice (:func:`fill_and_canal`, called by :func:`pvp_plan.needle.frame.level_bone`), the holes
 enclosed by the closed bone are filled, except the spinal canal: the hole behind the body's posterior wall
 at the midline. Where the ring is open (between the pedicles of two levels), the canal is the non-bone
 region there, bounded by the canal found in the closed slices; canal lateral of bone on its row is
@@ -29,8 +29,24 @@ _DEFAULT_CANAL_HALF_WIDTH_MM = 8.0  # when no canal is found
 _DEFAULT_CANAL_DEPTH_MM = 16.0
 
 
-def _fill_and_canal(bone, body, *, xm, ypw, spacing_mm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per axial slice: holes of the bone ring filled, except the canal (hole at the midline behind the body)."""
+def fill_and_canal(bone: np.ndarray, body: np.ndarray, *, xm: float, ypw: float, spacing_mm
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per axial slice: holes of the bone ring filled, except the canal (hole at the midline behind the body).
+
+    Parameters
+    ----------
+    bone, body : np.ndarray
+        bool (z, y, x) on a level's box: the thresholded, closed bone and the body mask.
+    xm, ypw : float
+        Box indices (x, y) of the body's midline and of its posterior wall.
+    spacing_mm : (z, y, x) voxel spacing in mm.
+
+    Returns
+    -------
+    (filled, canal, closed)
+        bool (z, y, x) bone with its enclosed holes filled (body excluded); bool (z, y, x) spinal canal;
+        bool (z,) whether the canal was a hole enclosed by bone on that slice.
+    """
     sp = spacing_mm
     filled, canal = bone & ~body, np.zeros_like(bone)
     ix = int(round(xm))

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.needle.canal import _fill_and_canal
+from pvp_plan.needle.canal import fill_and_canal
 from pvp_plan.rules import needle as R
 
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # LPS x grows toward the patient's left
@@ -150,7 +150,7 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     ball = sum((gi / ri) ** 2 for gi, ri in zip(g, r, strict=True)) <= 1.0
     bone = ndimage.binary_closing(np.pad(hu > thr, [(ri, ri) for ri in r]), ball)
     bone = bone[tuple(slice(ri, -ri) for ri in r)]
-    filled, canal, closed = _fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
+    filled, canal, closed = fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
     cancellous = _cancellous_hu(hu, body_b, sp)
     if bone_hu is None:  # a threshold set by the caller is taken as it is
         core = _cancellous_core(hu, bone, soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft), spacing_mm=sp)

@@ -370,10 +370,9 @@ def morphometry_notices(lv: Level, side: str, width_mm: float, height_mm: float)
     """A ``isthmus_outside_published_range`` caution for each isthmus figure (mm) outside its published range.
 
     Width against ``PEDICLE_WIDTH_THORACIC_MM`` or ``PEDICLE_WIDTH_LUMBAR_MM`` (by the level's region; no
-    width range for cervical levels), height
-    against ``PEDICLE_HEIGHT_MM``. Outside the range the pedicle is unusual or the section was misread (a tilted
-    axis widens it, a section at a wall thins it): the operator checks it on the images. The path's safety
-    checks are not changed by it.
+    width range for cervical levels), height against ``PEDICLE_HEIGHT_MM``. Outside the range the pedicle is
+    unusual or the section was misread (a tilted axis widens it, a section at a wall thins it): the operator
+    checks it on the images. The path's safety checks are not changed by it.
     """
     width_rule = {Region.THORACIC: R.PEDICLE_WIDTH_THORACIC_MM, Region.LUMBAR: R.PEDICLE_WIDTH_LUMBAR_MM}.get(lv.region)
     out = []

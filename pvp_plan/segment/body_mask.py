@@ -227,10 +227,10 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
     Computed in the bodies' bounding box grown by one voxel, which holds every boundary voxel's neighbours.
     """
     out = seg.copy()
-    found = ndimage.find_objects((seg >= 0).view(np.uint8))
-    if not found:
+    fg_box = foreground_box(seg)
+    if fg_box is None:
         return out
-    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(found[0], seg.shape))
+    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(fg_box, seg.shape))
     body = seg[box] >= 0
     edge = body & ~ndimage.binary_erosion(body)
     region = out[box]
