@@ -3,9 +3,12 @@
 The wall is sampled on a grid over the body's posterior surface in its own frame (cranio-caudal
 position along the spine axis x lateral position). At each grid point the posterior boundary of the
 mask is found along the anterior direction and the CT is read across it. A point is a *gap* when no
-cortical-density bone lies across the boundary; it *protrudes* when the boundary lies clearly
+cortical-density bone lies across the wall; it *protrudes* when the boundary lies clearly
 behind the wall line fitted to the rest of the wall (bone fragment or tumour bulging into the canal).
-What it does not see: soft tissue in the canal that the segmentation left out.
+Where the boundary is *recessed* (lies clearly in front of the wall line, e.g. tumour replacing the wall
+that the segmentation left outside the body), the CT is read across the wall line instead of across the
+boundary: a gap there is soft tissue where the wall should stand.
+What it does not see: soft tissue in the canal with no recess of the body's outline.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ class PosteriorWall:
     boundary_mm : np.ndarray
         (A, L) anterior coordinate of the posterior mask boundary (NaN: outside the wall region).
     wall_hu : np.ndarray
-        (A, L) highest HU across the boundary (NaN outside the wall region).
+        (A, L) highest HU across the wall (NaN outside the wall region): across the boundary, or across the
+        wall line where the boundary is recessed by :data:`RECESS_MM` or more.
     protrusion_mm : np.ndarray
         (A, L) how far the boundary lies behind the fitted wall line (positive = into the canal).
+    recess_mm : np.ndarray
+        (A, L) how far the boundary lies in front of the wall line (positive = into the body).
     in_wall : np.ndarray
         (A, L) bool, grid points that belong to the assessed wall (endplate rims and lateral corners excluded).
     """
@@ -45,6 +51,7 @@ class PosteriorWall:
     boundary_mm: np.ndarray
     wall_hu: np.ndarray
     protrusion_mm: np.ndarray
+    recess_mm: np.ndarray
     in_wall: np.ndarray
 
 
@@ -53,6 +60,16 @@ ENDPLATE_EXCLUSION_FRACTION = 0.15
 #: Lateral half-width of the assessed wall as a fraction of the body half-width (the wall curves into the
 #: pedicles beyond it).
 LATERAL_FRACTION = 0.70
+#: Percentile (toward anterior) of each lateral column's boundary used as the wall's reference line for
+#: protrusion: robust to a posterior bulge covering up to three quarters of the column's height. Recess is
+#: measured from the mirror percentile (100 - this), robust to a recess covering as much (see _wall_lines).
+REFERENCE_PERCENTILE = 75.0
+#: A boundary point this far (mm) in front of the wall line is read across the wall line, not across the
+#: boundary (normal walls keep within about 3 mm of it at 3 mm voxels).
+RECESS_MM = 3.0
+#: Across the wall line of a recessed point the CT is read no nearer than this (mm) to the boundary, so the
+#: blurred bone of the recess's floor does not pass for wall.
+RECESS_CLEARANCE_MM = 1.5
 
 
 def posterior_wall(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float, float, float],
@@ -98,44 +115,61 @@ def posterior_wall(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[float,
     centre_l = 0.5 * (l_hi + l_lo)
     lateral_ok = np.abs(left - centre_l) <= LATERAL_FRACTION * half_width
     in_wall = has & height_ok & lateral_ok[None, :]
-    # cortical peak across the boundary
+    protrusion, recess = _wall_lines(boundary, in_wall, axial, left)
+    recessed = in_wall & (np.nan_to_num(recess, nan=0.0) >= RECESS_MM)
+    # cortical peak across the wall: across the boundary, or across the wall line in front of a recess
+    centre = np.where(in_wall, boundary, 0.0) - np.where(recessed, recess, 0.0)
+    deepest = np.where(recessed, np.minimum(centre + inside_mm, boundary - RECESS_CLEARANCE_MM), centre + inside_mm)
     offs = np.arange(-outside_mm, inside_mm + 1e-6, _STEP_MM)
-    B = np.where(in_wall, boundary, 0.0)
     A2, L2, O2 = np.meshgrid(axial, left, offs, indexing="ij")
-    prof = sample(h, frame.point(A2, B[..., None] + O2, L2), spacing_mm=spacing_mm, cval=-1024.0)
+    u2 = centre[..., None] + O2
+    prof = sample(h, frame.point(A2, u2, L2), spacing_mm=spacing_mm, cval=-1024.0)
+    prof = np.where(u2 <= deepest[..., None], prof, -1024.0)
     wall_hu = np.where(in_wall, prof.max(axis=2), np.nan)
-    protrusion = _protrusion(boundary, in_wall, axial, left)
     return PosteriorWall(axial_mm=axial, left_mm=left, boundary_mm=np.where(in_wall, boundary, np.nan),
-                         wall_hu=wall_hu, protrusion_mm=protrusion, in_wall=in_wall)
+                         wall_hu=wall_hu, protrusion_mm=protrusion, recess_mm=recess, in_wall=in_wall)
 
 
-#: Percentile (toward anterior) of each lateral column's boundary used as the wall's reference line: robust to
-#: a posterior bulge covering up to three quarters of the column's height.
-REFERENCE_PERCENTILE = 75.0
+def _wall_lines(boundary: np.ndarray, in_wall: np.ndarray, axial: np.ndarray, left: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(protrusion, recess) of each boundary point against the wall line, in mm (NaN outside the wall).
 
-
-def _protrusion(boundary: np.ndarray, in_wall: np.ndarray, axial: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """How far (mm) each boundary point lies behind the wall's reference line (positive = into the canal).
-
-    The wall's lean against the spine axis (median slope of the columns) is removed first; the reference at
-    each lateral position is then the :data:`REFERENCE_PERCENTILE` of the column's boundary, smoothed by a
-    running median over three lateral positions, so any axial curve of the wall is followed column by column.
+    Protrusion is how far the boundary lies behind the wall line (toward the canal), recess how far in front of
+    it (into the body). The wall's lean against the spine axis (median slope of the columns) is removed first.
+    Each lateral column then has two candidate lines: the :data:`REFERENCE_PERCENTILE` of its boundary (toward
+    anterior: robust to a bulge covering up to three quarters of it) and the mirror percentile (robust to a
+    recess covering as much). In a *clean* column (the two within :data:`RECESS_MM`) protrusion is measured from
+    the first and recess from the second. A column holding a bulge or a recess is ambiguous on its own (a tall
+    fragment and a tall recess both give two levels); its line is the candidate nearer the line interpolated
+    from the clean columns beside it, or that interpolated line when neither candidate is within
+    :data:`RECESS_MM` of it. The lines are smoothed by a running median over three lateral positions.
     """
     ok = in_wall & np.isfinite(boundary)
-    out = np.full(boundary.shape, np.nan)
-    cols = [j for j in range(boundary.shape[1]) if np.count_nonzero(ok[:, j]) >= 3]
+    nan = np.full(boundary.shape, np.nan)
+    cols = np.array([j for j in range(boundary.shape[1]) if np.count_nonzero(ok[:, j]) >= 3], dtype=int)
     if len(cols) < 4:
-        return out
+        return nan, nan.copy()
     # the wall may lean against the centroid axis (lordosis): remove the median per-column slope first
-    slopes = [np.polyfit(axial[ok[:, j]], boundary[ok[:, j], j], 1)[0] for j in cols]
-    tilt = float(np.median(slopes))
+    tilt = float(np.median([np.polyfit(axial[ok[:, j]], boundary[ok[:, j], j], 1)[0] for j in cols]))
     detrended = boundary - tilt * axial[:, None]
-    reference = np.full(left.shape, np.nan)
-    reference[cols] = [np.percentile(detrended[ok[:, j], j], REFERENCE_PERCENTILE) for j in cols]
-    with np.errstate(all="ignore"):
-        reference = ndimage.generic_filter(reference, _nanmedian, size=3, mode="nearest")
-    out[ok] = (reference[None, :] - detrended)[ok]
-    return out
+    back = np.array([np.percentile(detrended[ok[:, j], j], 100.0 - REFERENCE_PERCENTILE) for j in cols])
+    front = np.array([np.percentile(detrended[ok[:, j], j], REFERENCE_PERCENTILE) for j in cols])
+    middle = np.array([np.median(detrended[ok[:, j], j]) for j in cols])
+    clean = front - back < RECESS_MM
+    if clean.any() and not clean.all():
+        guess = np.interp(left[cols[~clean]], left[cols[clean]], middle[clean])
+        b, f = back[~clean], front[~clean]
+        pick = np.where(np.abs(b - guess) <= np.abs(f - guess), b, f)
+        pick = np.where(np.minimum(np.abs(b - guess), np.abs(f - guess)) <= RECESS_MM, pick, guess)
+        back[~clean] = front[~clean] = pick
+    out = []
+    for line in (front, back):
+        reference = np.full(left.shape, np.nan)
+        reference[cols] = line
+        with np.errstate(all="ignore"):
+            reference = ndimage.generic_filter(reference, _nanmedian, size=3, mode="nearest")
+        out.append(np.where(ok, reference[None, :] - detrended, np.nan))
+    return out[0], -out[1]
 
 
 def _nanmedian(values: np.ndarray) -> float:

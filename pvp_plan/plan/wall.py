@@ -37,8 +37,8 @@ def assess_wall(wall: PosteriorWall, *, frame: BodyFrame, spacing_mm: tuple[floa
                 ) -> tuple[WallBreach, tuple[Notice, ...]]:
     """Flag a posterior wall breach when one connected patch of gaps or protrusion is large enough.
 
-    A gap patch has a core of soft-tissue density across the wall (no sample within 3 mm of the boundary
-    reaches ``WALL_BONE_HU``) and extends to the surrounding points below ``WALL_GAP_GROW_FRACTION`` of the
+    A gap patch has a core of soft-tissue density across the wall (no sample within 3 mm of the boundary, or of
+    the wall line where the boundary is recessed into the body, reaches ``WALL_BONE_HU``) and extends to the surrounding points below ``WALL_GAP_GROW_FRACTION`` of the
     wall's median HU (the blurred rim of the hole).
 
     Confidence (0-1, a heuristic, not a probability) rises with the patch size (relative to twice the minimum),

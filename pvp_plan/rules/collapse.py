@@ -55,7 +55,7 @@ WALL_SOURCE = f"{JSIR_2019}; {MYELOMA_STUDY}"
 #: to trabecular values (about 100-200 HU on normal lumbar bodies), so a gap is soft tissue across the whole
 #: profile (tumour 40-60 HU, canal 0-20 HU), not merely a faint cortex.
 WALL_BONE_HU = Rule(name="posterior wall bone density", unit="HU", source="pvp-plan default", value=90.0,
-                    note="a wall point is a gap when no sample within 3 mm either side of the boundary reaches it")
+                    note="a wall point is a gap when no sample within 3 mm either side of the wall reaches it")
 #: A gap patch grows from its soft-tissue core to wall points below this fraction of the wall's median HU
 #: (hysteresis), so the blurred rim of a hole in a bright cortex counts with it; never below WALL_BONE_HU.
 WALL_GAP_GROW_FRACTION = Rule(name="gap rim", unit="fraction of the median posterior-wall HU",

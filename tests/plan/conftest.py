@@ -33,12 +33,15 @@ def body_centres_mm() -> list[tuple[float, float, float]]:
 
 def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = False, breach: bool = False,
                retropulsion: bool = False, trab_hu: float = TRAB_HU, crush: float = 0.0, noise_hu: float = 12.0,
-               seed: int = 0):
+               seed: int = 0, breach_unlabelled: bool = False, breach_height_mm: float = 14.0):
     """CT and Segmentation of the analytic spine; findings are planted on L2 only.
 
     wedge : anterior height loss fraction of L2 (posterior height kept).
     crush : uniform height loss fraction of L2 (all heights).
     retropulsion : a bone fragment (labelled L2) bulging 6 mm into the canal, left of centre.
+    breach_unlabelled : with ``breach``, the tumour is left out of L2's label (as a segmentation that keeps to
+        bone does): the body's outline has a 6 mm deep recess where the wall was.
+    breach_height_mm : cranio-caudal extent of the breach (the body is 26 mm high).
     """
     z, y, x = (np.arange(n) * s for n, s in zip(SHAPE, SPACING, strict=True))
     Z, Y, X = np.meshgrid(z, y, x, indexing="ij")
@@ -66,9 +69,11 @@ def make_spine(*, wedge: float = 0.0, lytic: bool = False, sclerotic: bool = Fal
                 hu[trab & ((Z - zc) ** 2 + (Y - (yc - 4)) ** 2 + (X - (xc + 6)) ** 2 <= 8.0**2)] = 900.0
             if breach:
                 # tumour replacing the posterior wall right of centre (patient right = smaller x), into the canal
-                hole = (np.abs(Z - zc) <= 7.0) & (X >= xc - 14.0) & (X <= xc - 2.0) & (Y >= yc + HALF_Y - 6.0) \
+                hole = (np.abs(Z - zc) <= breach_height_mm / 2) & (X >= xc - 14.0) & (X <= xc - 2.0) & (Y >= yc + HALF_Y - 6.0) \
                     & (Y <= yc + HALF_Y + 4.0)
                 hu[hole & (inside | (Y > yc))] = 45.0
+                if breach_unlabelled:
+                    labels[hole & inside] = 0
             if retropulsion:
                 frag = (np.abs(Z - (zc + 4.0)) <= 6.0) & (X >= xc + 2.0) & (X <= xc + 14.0) \
                     & (Y > yc) & (Y <= yc + HALF_Y + 6.0) & ~inside
