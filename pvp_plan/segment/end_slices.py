@@ -8,15 +8,17 @@ rule, a voxel is body when its centre is inside, keeps a slice exactly when the 
 Model of one column, outward from the body (``z`` in mm, the current end slice centred at 0): bone of level
 ``b`` inside the surface ``s``, disc or soft tissue of level ``d`` outside it, and the endplate as a layer of
 nominal thickness just inside ``s`` carrying an excess ``m`` (HU mm) over ``b``. A slice reads this profile
-through its sensitivity profile (a box one slice thick, blurred by a Gaussian point-spread), so for a
-given ``s`` every slice's HU is linear in ``b``, ``d`` and ``m``. ``b`` and ``d`` are read a few slices in and
-out of the column; ``m``, the endplate's density times thickness, is shared by the columns of one endplate
-(fitted per column, then its median over the endplate: a column alone cannot tell a dense layer in a thin
-part of a slice from a faint one filling it); the residual over a fine grid of ``s`` then gives the surface.
-The column's end moves to the last slice whose centre lies inside, when the fit prefers that over the current
-end by a likelihood-ratio margin (``ColumnOptions.end_evidence``); columns next to the body's outline, where
-the end slice meets the lateral wall rather than the endplate, are left to the in-plane edge rule.
-No tissue's HU enters: only levels read from the column itself.
+through its sensitivity profile (a box one slice thick, blurred by a Gaussian), so for a given ``s`` every
+slice's HU is linear in ``b``, ``d`` and ``m``. ``d`` is read just outside the column's end; ``m``, the
+endplate's density times thickness, is shared by the columns of one endplate (fitted per column, then its
+median over the endplate: a column alone cannot tell a dense layer in a thin part of a slice from a faint one
+filling it); ``b`` is fitted with each ``s`` on a fine grid, and the residual gives the surface. The column's end
+moves to the last slice whose centre lies inside, where the fit prefers that to the current end by a
+likelihood-ratio margin (``ColumnOptions.end_evidence``); columns next to the body's outline, where the end
+slice meets the lateral wall rather than the endplate, are left to the in-plane edge rule. No tissue's HU is
+assumed: every level is read from the column itself. The slice profile's blur is at least the scanner's
+point-spread, more where the scan's noise is correlated between adjacent slices (overlapping, z-filtered or
+resampled slices, :func:`blur_for_noise_correlation`).
 Arrays (z, y, x) on the CT grid.
 """
 
@@ -31,15 +33,19 @@ from scipy.special import ndtr
 
 from pvp_plan.segment.body_mask import foreground_box
 from pvp_plan.segment.column_options import ColumnOptions
+from pvp_plan.segment.working_grid import disk_in_plane
 
 logger = logging.getLogger(__name__)
 
+#: A column's end lying more than ``_SHORT_MM`` (and two slices: one for the tilt, one for a neighbour's partial
+#: slice) inside the outermost end within ``_NEIGHBOURS_MM`` in-plane is not an endplate (a tilt of 30 degrees
+#: rises 2.9 mm over 5 mm).
+_NEIGHBOURS_MM = 5.0
+_SHORT_MM = 3.0
 #: Step (mm) of the surface positions tried.
 _SURFACE_STEP_MM = 0.1
 #: Columns sampled (evenly) for an endplate's median excess.
 _MASS_SAMPLE = 500
-#: Slices read past the search range inward for the bone's level (the fit starts at the first of them).
-_INNER_SLICES = 3
 
 
 def slice_response(offsets: np.ndarray, surface_mm: np.ndarray, *, spacing_mm: float, psf_sigma_mm: float,
@@ -67,15 +73,15 @@ def slice_response(offsets: np.ndarray, surface_mm: np.ndarray, *, spacing_mm: f
 
 
 def fit_surface(profiles: np.ndarray, *, spacing_mm: float, search: int, psf_sigma_mm: float, cortex_mm: float,
-                width_mm: float | None = None, mass: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                width_mm: float | None = None, mass: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit the endplate surface to each column's HU profile around its current end.
 
     Parameters
     ----------
-    profiles : (columns, 2 * search + 5) array
-        HU at slice offsets ``-(search + 3) ... search + 1`` from the current end slice, outward positive:
-        the first three give the bone's level, the last two the outer level (the darker: clear of a next
-        endplate across a thin disc), and the fit runs over offsets ``-(search + 1) ... search + 1``.
+    profiles : (columns, 2 * search + 3) array
+        HU at slice offsets ``-(search + 1) ... search + 1`` from the current end slice, outward positive; the
+        outer level is the darker of the last two (clear of a next endplate across a thin disc).
     spacing_mm : float
         Slice spacing.
     search : int
@@ -90,28 +96,36 @@ def fit_surface(profiles: np.ndarray, *, spacing_mm: float, search: int, psf_sig
     surface_mm, mass, sse
         Best surface (mm outward from the end slice's centre) and endplate excess per column, and the residual
         sum of squares (columns, surface grid) over the grid ``surface_grid(spacing_mm, search)``.
+
+    Notes
+    -----
+    For each surface position the bone's level (over the outer level) and, unless given, the endplate's
+    excess are solved by least squares: the bone next to an endplate is often denser than mid-body
+    (subchondral bone, sclerosis, an impacted fracture), so it is not read further in.
     """
     h = float(spacing_mm)
-    inner = np.median(profiles[:, :_INNER_SLICES], axis=1)
     outer = profiles[:, -2:].min(axis=1)
-    obs = profiles[:, _INNER_SLICES - 1:]
-    offsets = np.arange(-search - 1, search + 2)
     grid = surface_grid(h, search)
-    inside, layer = slice_response(offsets, grid, spacing_mm=h, psf_sigma_mm=psf_sigma_mm, cortex_mm=cortex_mm,
-                                   width_mm=width_mm)
-    # residual sum of squares of u - step * inside - m * layer (u = obs - outer), expanded into products over
-    # the slices so that no (columns, surfaces, slices) array is formed
-    u = (obs - outer[:, None]).astype(np.float32)
-    step = (inner - outer).astype(np.float32)[:, None]
+    inside, layer = slice_response(np.arange(-search - 1, search + 2), grid, spacing_mm=h,
+                                   psf_sigma_mm=psf_sigma_mm, cortex_mm=cortex_mm, width_mm=width_mm)
+    # u = step * inside + m * layer (u = profile - outer) by least squares for each surface, the sums of squares
+    # expanded into products over the slices so that no (columns, surfaces, slices) array is formed
+    u = (profiles - outer[:, None]).astype(np.float32)
     inside, layer = inside.astype(np.float32), layer.astype(np.float32)
     u_in, u_layer = u @ inside.T, u @ layer.T
-    in_in, in_layer, layer_layer = ((inside * inside).sum(1), (inside * layer).sum(1), (layer * layer).sum(1))
+    in_in, in_layer, layer_layer = (inside * inside).sum(1), (inside * layer).sum(1), (layer * layer).sum(1)
     if mass is None:
-        m = np.maximum(0.0, (u_layer - step * in_layer) / layer_layer)
+        det = in_in * layer_layer - in_layer ** 2
+        m = (in_in * u_layer - in_layer * u_in) / det
+        step = (layer_layer * u_in - in_layer * u_layer) / det
+        bare = m < 0  # no endplate excess: the step alone
+        m = np.where(bare, 0.0, m)
+        step = np.where(bare, u_in / in_in, step)
     else:
         m = np.broadcast_to(np.asarray(mass, np.float32)[:, None], u_in.shape)
-    sse = (u * u).sum(1)[:, None] + step * (step * in_in - 2 * u_in) + m * (m * layer_layer + 2 * step * in_layer
-                                                                          - 2 * u_layer)
+        step = (u_in - m * in_layer) / in_in
+    sse = (u * u).sum(1)[:, None] - step * (2 * u_in - step * in_in) - m * (2 * u_layer - 2 * step * in_layer
+                                                                          - m * layer_layer)
     best = np.argmin(sse, axis=1)
     return grid[best], m[np.arange(len(best)), best], sse
 
@@ -219,7 +233,7 @@ def end_moves(profiles: np.ndarray, *, spacing_mm: float, search: int, psf_sigma
     best = sse.min(axis=1)
     k = steps_per_slice(spacing_mm)
     here = sse[:, k * search:k * (search + 1)].min(axis=1)  # surfaces that keep the current end
-    variance = max(float(np.median(best)) / (2 * search + 2), 1e-6)  # 2 * search + 3 samples, one parameter
+    variance = max(float(np.median(best)) / (2 * search + 1), 1e-6)  # 2 * search + 3 samples, 2 parameters
     move[here - best < options.end_evidence * variance] = 0
     return move
 
@@ -269,11 +283,14 @@ def _around(labels: np.ndarray, spacing_mm, margin_mm: float) -> tuple[slice, sl
 
 
 def _endplates(labels: np.ndarray, hu: np.ndarray, spacing_mm, search: int, options: ColumnOptions) -> list[Endplate]:
-    """Both ends of every level, with the columns inside its outline that can be fitted."""
-    reach_in, reach_out = search + _INNER_SLICES, search + 1
+    """Both ends of every level, with the columns that can be fitted: long enough, their profile in the image,
+    ``options.end_rim_mm`` inside the level's outline (projected along z), and ending near their neighbours."""
+    reach_in = reach_out = search + 1
     offsets = np.arange(-reach_in, reach_out + 1)
     rim = ndimage.generate_binary_structure(2, 1)
     rim_iter = max(1, int(round(options.end_rim_mm / min(spacing_mm[1:]))))
+    near = disk_in_plane(_NEIGHBOURS_MM, spacing_mm)[0]
+    short = max(2, int(round(_SHORT_MM / float(spacing_mm[0]))))
     nz = labels.shape[0]
     out: list[Endplate] = []
     fg = foreground_box(labels)
@@ -289,14 +306,20 @@ def _endplates(labels: np.ndarray, hu: np.ndarray, spacing_mm, search: int, opti
         smooth = ndimage.gaussian_filter(hu[z0:z1, box[1], box[2]].astype(np.float32),
                                          (0.0, options.end_smooth_mm / spacing_mm[1],
                                           options.end_smooth_mm / spacing_mm[2]))
-        yy, xx = np.nonzero(ndimage.binary_erosion(body.any(axis=0), rim, iterations=rim_iter))
         n = body.shape[0]
-        top = n - 1 - np.argmax(body[::-1, yy, xx], axis=0)
-        bottom = np.argmax(body[:, yy, xx], axis=0)
+        has = body.any(axis=0)
+        top_map = np.where(has, n - 1 - np.argmax(body[::-1], axis=0), -1)
+        bottom_map = np.where(has, np.argmax(body, axis=0), n)
+        yy, xx = np.nonzero(has)
+        top, bottom = top_map[yy, xx], bottom_map[yy, xx]
         tall = top - bottom >= reach_in
-        for end, sign in ((top, 1), (bottom, -1)):
+        inner = ndimage.binary_erosion(has, rim, iterations=rim_iter)[yy, xx]  # away from the walls
+        for end, sign, outermost in ((top, 1, ndimage.maximum_filter(top_map, footprint=near)),
+                                     (bottom, -1, -ndimage.maximum_filter(-bottom_map, footprint=near))):
             idx = end[:, None] + sign * offsets[None, :]
-            ok = tall & (idx.min(axis=1) >= 0) & (idx.max(axis=1) < n)  # the region ends only where the image does
+            ok = tall & inner & (idx.min(axis=1) >= 0) & (idx.max(axis=1) < n)  # the region ends where the image does
+            # an end of the body, not of a column stopped short inside it (by a lesion open to the outside)
+            ok &= sign * (outermost[yy, xx] - end) <= short
             if ok.sum() < 10:
                 continue
             cols = np.flatnonzero(ok)
