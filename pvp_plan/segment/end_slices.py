@@ -215,6 +215,7 @@ class Endplate(NamedTuple):
     x: np.ndarray
     end: np.ndarray
     profiles: np.ndarray
+    rim: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # y, x, end of rim columns; their nearest column
 
 
 def end_moves(profiles: np.ndarray, *, spacing_mm: float, search: int, psf_sigma_mm: float, options: ColumnOptions,
@@ -266,6 +267,11 @@ def refit_end_slices(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: Co
         move = end_moves(e.profiles, spacing_mm=h, search=search, psf_sigma_mm=sigma, options=options,
                          width_mm=slice_thickness_mm)
         region, sign, y, x, end = e.region, e.sign, e.y, e.x, e.end
+        # a rim column drops the slices its nearest fitted column drops, where it ends at the same slice (its
+        # end slice meets the wall; kept, it leaves a lip around the endplate)
+        ry, rx, rend, near = e.rim
+        rmove = np.where(rend == end[near], np.minimum(move[near], 0), 0)
+        y, x, end, move = np.r_[y, ry], np.r_[x, rx], np.r_[end, rend], np.r_[move, rmove]
         growing = move > 0
         for step in range(1, search + 1):
             drop = move <= -step
@@ -324,5 +330,11 @@ def _endplates(labels: np.ndarray, hu: np.ndarray, spacing_mm, search: int, opti
                 continue
             cols = np.flatnonzero(ok)
             y, x = yy[cols], xx[cols]
-            out.append(Endplate(region, k, sign, y, x, end[cols], smooth[idx[cols], y[:, None], x[:, None]]))
+            fitted = np.full(has.shape, -1)
+            fitted[y, x] = np.arange(len(cols))
+            dist, (ny, nx) = ndimage.distance_transform_edt(fitted < 0, sampling=spacing_mm[1:], return_indices=True)
+            rim_cols = np.flatnonzero(~inner & (dist[yy, xx] <= options.end_rim_mm + max(spacing_mm[1:])))
+            ry, rx = yy[rim_cols], xx[rim_cols]
+            out.append(Endplate(region, k, sign, y, x, end[cols], smooth[idx[cols], y[:, None], x[:, None]],
+                                (ry, rx, end[rim_cols], fitted[ny[ry, rx], nx[ry, rx]])))
     return out
