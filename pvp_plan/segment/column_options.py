@@ -42,6 +42,28 @@ class ColumnOptions:
         0.57-0.9 of the way for a 0.5-2 mm cortex under a 0.6-0.9 mm point-spread, 1-D model), so 0.5
         leaves a partial-volume layer outside the body (+5 to +9 % volume on the phantom). 0.6 is the low
         end of that range: a thick wall is never peeled by more than a fraction of a voxel.
+    end_search_mm : float
+        Along z, each column's end slice may move to the fitted endplate surface by up to this distance (mm),
+        at least one slice (:mod:`pvp_plan.segment.end_slices`): the blurred cortex and one partial slice.
+        0 turns the fit off.
+    slice_psf_sigma_mm : float
+        Least Gaussian blur (sigma, mm) of the slice's box profile along z in that fit: the scanner's point-spread
+        (~0.5-0.7 mm in body CT). Where the scan's noise is correlated between adjacent slices (overlapping,
+        z-filtered or resampled slices) the blur that explains that correlation is used instead, if larger:
+        too sharp a profile misreads blur spilling into the next slice as an endplate lying nearer to it.
+    endplate_mm : float
+        Nominal thickness (mm) of the bony endplate in that fit (about 0.3-1 mm in adults, thinnest centrally);
+        its density is fitted, not assumed.
+    end_smooth_mm : float
+        In-plane Gaussian sigma (mm) against noise in the profiles of that fit.
+    end_rim_mm : float
+        Columns within this distance (mm) of a body's outline are left out of that fit (their end slice meets
+        the lateral wall, not the endplate).
+    end_noise_margin_mm : float
+        That noise correlation is read in the soft tissue within this distance (mm) of the bodies' bounding box.
+    end_evidence : float
+        A column's end moves only where the fit there beats the best fit at the current end by this many times
+        the residual variance (3.84: the 95 % point of chi-square with one degree of freedom).
     endplate_min_hu : float
         Lower bound of the endplate threshold (endplates are denser than trabecular bone).
     disc_pair_max_mm : float
@@ -97,6 +119,13 @@ class ColumnOptions:
     soft_tissue_hu: float = 40.0
     edge_ridge_mm: float = 2.0
     edge_fraction: float = 0.6
+    end_search_mm: float = 2.0
+    slice_psf_sigma_mm: float = 0.6
+    endplate_mm: float = 0.5
+    end_smooth_mm: float = 1.0
+    end_rim_mm: float = 1.0
+    end_noise_margin_mm: float = 30.0
+    end_evidence: float = 3.84
     endplate_min_hu: float = 180.0
     disc_pair_max_mm: float = 12.0
     body_pitch_mm: tuple[float, float] = (17.0, 45.0)
@@ -123,5 +152,8 @@ class ColumnOptions:
             raise ValueError("work_spacing_mm must be positive and smooth_mm non-negative")
         if not 0.0 < self.edge_fraction < 1.0:
             raise ValueError("edge_fraction must lie between 0 and 1 (exclusive)")
+        if self.end_search_mm < 0 or self.slice_psf_sigma_mm <= 0 or self.endplate_mm <= 0:
+            raise ValueError(f"end_search_mm must be >= 0 (0 = off), slice_psf_sigma_mm and endplate_mm > 0; got "
+                             f"{self.end_search_mm}, {self.slice_psf_sigma_mm}, {self.endplate_mm}")
         if not self.body_pitch_mm[0] < self.body_pitch_mm[1]:
             raise ValueError("body_pitch_mm must be (shortest, longest)")

@@ -10,7 +10,8 @@ Pipeline (each step in its own module):
    along the cortex, holes (lytic lesions, gas) filled, one segment per disc interval, halo peeled.
 5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 and the lowest rib-bearing vertebra (T12)
    name the levels, cross-checked; transitional anatomy is warned about; else a low-confidence guess.
-6. The boundary is redrawn at full CT resolution and the labels written in VerSe numbering.
+6. The boundary is redrawn at full CT resolution; :mod:`~pvp_plan.segment.end_slices` moves each level's end
+   slices to its endplates (a partial-volume fit along z); the labels are written in VerSe numbering.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from pvp_plan import __version__
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.segment import body_mask, naming
+from pvp_plan.segment import body_mask, end_slices, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes, find_disc_slices
@@ -131,6 +132,8 @@ def segment_vertebral_bodies(
                                            opts.edge_ridge_mm, opts.edge_fraction)
     else:
         full = seg
+    full = end_slices.refit_end_slices(full, ct.hu, ct.spacing_mm, opts,
+                                       slice_thickness_mm=ct.series.slice_thickness_mm)
     full = body_mask.fill_cortical_defects(full, ct.hu, ct.spacing_mm, opts)
     result = _named(full, ct, bodies, open_ended, named)
     if anchor:

@@ -155,6 +155,30 @@ def test_phantom_bone_laid_bare_by_the_lytic_lesion_is_kept(phantom_segmented):
     assert (seg.labels[rim] == Level.L3.label).mean() >= 0.5
 
 
+def _column_ends(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return mask.shape[0] - 1 - np.argmax(mask[::-1], axis=0), np.argmax(mask, axis=0)
+
+
+def test_phantom_end_slices_follow_the_endplates(phantom_segmented):
+    """Column by column (3 voxels inside the reference's outline), a body's top and bottom slice are the reference's
+    (voxel centre inside). The edge rule relative to the cortical ridge kept a slice too many at 41 % of the ends
+    at 2 mm (94 % at L2's flat endplates) and 33 % at 3 mm, in step with the endplates' tilt: the ridge along z
+    is a slice diluted by the thin endplate. Fitted to a partial-volume model of the slice, 18 % and 21 %."""
+    from scipy import ndimage
+
+    ph, seg = phantom_segmented
+    over, under = [], []
+    for b in seg.bodies:
+        if b.cut_by_fov:
+            continue
+        body, ref = seg.labels == b.label, ph.body_labels == b.label
+        inner = ndimage.binary_erosion(ref.any(axis=0), iterations=3) & body.any(axis=0)
+        (ts, bs), (tr, br) = _column_ends(body), _column_ends(ref)
+        over.append(np.r_[(ts > tr)[inner], (bs < br)[inner]].mean())
+        under.append(np.r_[(ts < tr)[inner], (bs > br)[inner]].mean())
+    assert np.mean(over) <= 0.25 and np.mean(under) <= 0.10, (np.round(over, 2), np.round(under, 2))
+
+
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: per-body Dice >= 0.95 on the phantom")
 def test_phantom_target_dice(phantom_segmented):
     ph, seg = phantom_segmented
@@ -162,15 +186,20 @@ def test_phantom_target_dice(phantom_segmented):
 
 
 def test_phantom_volumes_within_10_percent(phantom_segmented):
-    """The boundary sits half-way to the cortical ridge: no voxel layer of blurred cortex outside the body."""
+    """The boundary sits 0.6 of the way to the cortical ridge in-plane and at the fitted endplate along z: no voxel
+    layer of blurred cortex outside the body. Bodies the segmentation reports as cut by the field of view have no
+    measured volume (the phantom's T10, open above: at 3 mm it reads -10 % since its end slices follow the
+    endplate, its posterolateral corners cut at the pedicle slices no longer made up by a slice too many)."""
     ph, seg = phantom_segmented
     for b in seg.bodies:
+        if b.cut_by_fov:
+            continue
         truth = ph.truth["levels"][b.level.value]["volume_ml"]
         assert abs(b.voxel_count * ph.ct.voxel_volume_ml / truth - 1) <= 0.10, b.level
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: volume error <= 3% on the phantom "
-                                       "(2026-11-21: -5 to +9 %)")
+                                       "(2026-11-21, end slices fitted: -10 to +1 %)")
 def test_phantom_target_volume(phantom_segmented):
     ph, seg = phantom_segmented
     for b in seg.bodies:
