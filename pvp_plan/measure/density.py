@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from pvp_plan.components import largest_component
+
 #: Smallest trabecular region (voxels) for statistics; below it the cortex margin is halved, then dropped.
 MIN_TRABECULAR_VOXELS = 20
 #: Gaussian smoothing (mm) before thresholding clusters, so single noisy voxels do not count.
@@ -80,14 +82,12 @@ def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float
 
 
 def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None, np.ndarray | None]:
-    lab, n = ndimage.label(sel)
-    if n == 0:
+    cluster = largest_component(sel)
+    size = int(np.count_nonzero(cluster))
+    if size == 0:
         return 0, None, None
-    sizes = np.bincount(lab.ravel())[1:]
-    k = int(np.argmax(sizes)) + 1
-    cluster = lab == k
     center = tuple(float(v) for v in np.argwhere(cluster).mean(axis=0))
-    return int(sizes[k - 1]), center, cluster
+    return size, center, cluster
 
 
 def cortex_breach_fraction(cluster: np.ndarray | None, mask: np.ndarray, smooth: np.ndarray, *, low_hu: float

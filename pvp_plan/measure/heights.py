@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pvp_plan.components import FULLY_CONNECTED_3D, largest_component
 from pvp_plan.measure.frame import BodyFrame, sample
 from pvp_plan.measure.profile import extent
 
@@ -54,16 +55,6 @@ def _column_length(profile: np.ndarray) -> float:
     return float(extent(profile >= 0.5)) * _STEP_MM
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 26-connected part of ``mask`` (a stray island of a label map must not lengthen a column)."""
-    from scipy import ndimage
-
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    if n <= 1:
-        return np.asarray(mask, dtype=bool)
-    return lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
-
-
 def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], frame: BodyFrame) -> BodyHeights:
     """Anterior, middle and posterior heights of a body mask along ``frame.axis_zyx``.
 
@@ -76,7 +67,8 @@ def body_heights(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], fr
     :data:`MIDDLE_BAND_FRACTION` (endplate concavity). Each end of a column is known to about half a
     voxel along the axis.
     """
-    m = _largest_component(np.asarray(mask, dtype=bool)).astype(np.float32)
+    # a stray island of a label map must not lengthen a column
+    m = largest_component(mask, structure=FULLY_CONNECTED_3D).astype(np.float32)
     reach = 80.0
     u = np.arange(-reach, reach, _STEP_MM)
     fronts, backs = [], []

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from pvp_plan.components import largest_component
 from pvp_plan.errors import PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level, Region
@@ -84,9 +85,7 @@ class _BodyOutline:
 
     def _slice(self, z: int) -> np.ndarray:
         if z not in self.slices:
-            lab, n = ndimage.label(self.ct.hu[z] > R.BODY_OUTLINE_HU.value)
-            m = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1) if n else lab > 0
-            self.slices[z] = ndimage.binary_fill_holes(m)
+            self.slices[z] = ndimage.binary_fill_holes(largest_component(self.ct.hu[z] > R.BODY_OUTLINE_HU.value))
         return self.slices[z]
 
     def inside(self, pts_lps: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
+from pvp_plan.components import largest_component
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
@@ -277,9 +278,7 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
         edge_hu = cortical_edge_hu(smooth, grown, t_edge, soft_tissue_hu, ridge, fraction)
         new = fill_holes_per_slice((smooth > edge_hu) & grown)
         new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=size, mode="constant", cval=0))
-        lab, n = ndimage.label(new)
-        if n > 1:
-            new = lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
+        new = largest_component(new)
         region = out[box]
         region[new & (region < 0)] = k
     return out
