@@ -12,7 +12,9 @@ The segmentation labels bodies only, so the posterior elements are found on the 
    tissue (``CANCELLOUS_EDGE_FRACTION``), though below the bone threshold (3 mm voxels);
 4. the pedicle cores enclosed by their four walls in coronal planes, whatever their HU
    (:func:`_coronal_cores`), where a pedicle may lie (:func:`_pedicle_columns`): a fatty pedicle core reads
-   like soft tissue (about -50 to 60 HU at 3 mm).
+   like soft tissue (about -50 to 60 HU at 3 mm). On request (``partial_volume_walls``, the planner's
+   second reading when the first finds no pedicle or one that is not a bone bridge), a wall that reads only
+   above the cancellous edge closes the ring too (:func:`_partial_volume_walls`).
 
 Frames: arrays in index order (z, y, x), on the CT grid or on a level's box (``LevelBone.origin_index``);
 points LPS (x, y, z) in mm; intensities in HU.
@@ -80,6 +82,13 @@ class LevelBone:
     body: np.ndarray  # bool
     hu_spline: np.ndarray  # float32 cubic B-spline coefficients of the HU in the box
     cancellous_hu: float | None = None  # median HU of the body's cancellous bone (None: body too small)
+    partial_volume_walls: bool = False  # coronal pedicle rings closed by partial-volume walls too
+
+    @property
+    def cancellous_edge_hu(self) -> float:
+        """HU above which a voxel may hold cancellous bone or a thin wall under partial volume
+        (``CANCELLOUS_EDGE_FRACTION`` of the way from the local soft tissue to the local cortex)."""
+        return self.soft_tissue_hu + CANCELLOUS_EDGE_FRACTION * (self.cortex_hu - self.soft_tissue_hu)
 
     @property
     def soft_edge_hu(self) -> float:
@@ -121,7 +130,8 @@ def body_frame(ct: CTVolume, body: np.ndarray, *,
                      spine_axis_lps=np.asarray(spine_axis_lps, float) / np.linalg.norm(spine_axis_lps))
 
 
-def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: float | None = None) -> LevelBone:
+def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: float | None = None,
+               partial_volume_walls: bool = False) -> LevelBone:
     """Filled bone and spinal canal around one body (method in the module docstring).
 
     Parameters
@@ -132,6 +142,9 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     frame : BodyFrame
     bone_hu : float, optional
         Fixed bone threshold in HU; None (default) for the adaptive threshold of the level.
+    partial_volume_walls : bool
+        Close the coronal pedicle rings with walls that read only above the cancellous edge as well
+        (:func:`_partial_volume_walls`; adaptive threshold only). Default False.
     """
     sp = np.asarray(ct.spacing_mm, float)
     z0, z1 = frame.z_range
@@ -152,15 +165,21 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     bone = bone[tuple(slice(ri, -ri) for ri in r)]
     filled, canal, closed = fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
     cancellous = _cancellous_hu(hu, body_b, sp)
+    walls = filled | body_b
+    pv_walls = partial_volume_walls and bone_hu is None
     if bone_hu is None:  # a threshold set by the caller is taken as it is
-        core = _cancellous_core(hu, bone, soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft), spacing_mm=sp)
+        low_hu = soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft)
+        core = _cancellous_core(hu, bone, low_hu, spacing_mm=sp)
         filled |= core & ~canal & ~body_b
-    filled |= _coronal_cores(filled | body_b, canal | ~_pedicle_columns(hu.shape, xm, sp),
+        walls = filled | body_b
+        if pv_walls:
+            walls |= _partial_volume_walls(hu, low_hu, spacing_mm=sp) & ~canal
+    filled |= _coronal_cores(walls, canal | ~_pedicle_columns(hu.shape, xm, sp),
                              y_range=(int(np.ceil(ypw)), _canal_back_row(canal, ypw, sp)), spacing_mm=sp)
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
                      adaptive=bone_hu is None, filled=filled, canal=canal, ring_closed=closed, body=body_b,
                      hu_spline=ndimage.spline_filter(hu, order=3).astype(np.float32),
-                     cancellous_hu=cancellous)
+                     cancellous_hu=cancellous, partial_volume_walls=pv_walls)
 
 
 def _cancellous_hu(hu: np.ndarray, body: np.ndarray, spacing_mm) -> float | None:
@@ -194,6 +213,19 @@ def _cancellous_core(hu: np.ndarray, bone: np.ndarray, low_hu: float, *, spacing
     between = ndimage.binary_closing(padded, np.ones((n, 1, 1), bool))[n:-n]
     not_soft = ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / sp) > low_hu
     return between & not_soft & ~bone
+
+
+def _partial_volume_walls(hu: np.ndarray, low_hu: float, *, spacing_mm) -> np.ndarray:
+    """Voxels that may hold a pedicle wall seen under partial volume: HU smoothed over
+    ``_CANCELLOUS_SMOOTH_MM`` above ``low_hu`` (the cancellous edge, ``CANCELLOUS_EDGE_FRACTION`` of the way
+    from the local soft tissue to the local cortex; about 90-130 HU at 3 mm).
+
+    A pedicle's cortex is about 1 mm thick (``PEDICLE_CORTEX_MM``): in a 3 mm voxel beside fatty marrow it
+    reads about a third of its contrast, 100-150 HU, under the bone threshold. Its ring then reads open in
+    the coronal plane and the fatty core inside it is left out. Muscle and fat read below the edge. Used only
+    to close rings (:func:`_coronal_cores`); these voxels are not added to the bone themselves.
+    """
+    return ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / np.asarray(spacing_mm, float)) > low_hu
 
 
 def _canal_back_row(canal: np.ndarray, ypw: float, spacing_mm) -> int:

@@ -20,7 +20,8 @@ from pvp_plan.levels import Level, Region
 from pvp_plan.measure.profile import longest_run
 from pvp_plan.messages import Notice, Severity
 from pvp_plan.needle.canal import canal_extent_mm
-from pvp_plan.needle.frame import SIDE_SIGN, LevelBone, body_frame, level_bone, sample_hu
+from pvp_plan.needle.frame import SIDE_SIGN, BodyFrame, LevelBone, body_frame, level_bone, sample_hu
+from pvp_plan.needle.isthmus import PedicleFit
 from pvp_plan.needle.pedicle import search_pedicle
 from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 from pvp_plan.rules import needle as R
@@ -74,7 +75,42 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
     lb = level_bone(ct, body, frame, bone_hu=bone_hu)
     canal_d = _canal_distance(ct, lb)
     outline = _BodyOutline(ct)
-    return tuple(_plan_side(ct, lb, canal_d, frame, outline, lv, side, gauge, target) for side in ("left", "right"))
+    second = _SecondReading(ct, body, frame, lb)
+    return tuple(_plan_side(ct, second, canal_d, frame, outline, lv, side, gauge, target)
+                 for side in ("left", "right"))
+
+
+class _SecondReading:
+    """The pedicle of one side, read a second time with partial-volume walls when the first reading fails.
+
+    The first reading (the level's bone, ``lb``) is kept when it finds a pedicle whose section is a bone
+    bridge with two walls (:func:`_section_reasons`). Otherwise (no pedicle found, or a single cortical plate)
+    the pedicle's coronal ring may read open only where a thin wall falls under the bone threshold at coarse
+    voxels, leaving its fatty core out (:func:`pvp_plan.needle.frame._partial_volume_walls`): the level's bone
+    is rebuilt with those walls closing the rings and the pedicle searched again. The second reading is used
+    only when it finds a section that is a bone bridge; the path is then checked, with every safety check, on
+    the bone in which its pedicle was read. It is not the first choice: with more rings closed, the pedicle's
+    sections merge more with the transverse process and the body (abdomen L3 right, 3 mm: no section left).
+    Only with the adaptive threshold (a threshold set by the caller is taken as it is).
+    """
+
+    def __init__(self, ct: CTVolume, body: np.ndarray, frame: BodyFrame, lb: LevelBone):
+        self.ct, self.body, self.frame, self.lb = ct, body, frame, lb
+        self._pv: LevelBone | None = None  # built on first need, shared by both sides
+
+    def search(self, side: str) -> tuple[PedicleFit | None, str | None, LevelBone, bool]:
+        """(isthmus or None, why none or None, the LevelBone it was read on, whether it is the second reading)."""
+        fit, why = search_pedicle(self.ct, self.lb, self.frame, side)
+        if (fit is not None and not _section_reasons(fit, self.ct.spacing_mm)[0]) or not self.lb.adaptive:
+            return fit, why, self.lb, False
+        if self._pv is None:
+            self._pv = level_bone(self.ct, self.body, self.frame, partial_volume_walls=True)
+        fit2, why2 = search_pedicle(self.ct, self._pv, self.frame, side)
+        if fit2 is not None and not _section_reasons(fit2, self.ct.spacing_mm)[0]:
+            return fit2, None, self._pv, True
+        if fit is None and why2:
+            why = f"{why}; read again with partial-volume walls: {why2}"
+        return fit, why, self.lb, False
 
 
 class _BodyOutline:
@@ -104,9 +140,9 @@ def _target_point(ct, frame, target, sign, offset_mm) -> np.ndarray:
     return np.array([p[0] + sign * offset_mm, p[1], frame.centroid_lps_mm[2]])
 
 
-def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, target) -> NeedlePath:
+def _plan_side(ct, reading: _SecondReading, canal_d, frame, outline, lv, side, gauge, target) -> NeedlePath:
     sign = SIDE_SIGN[side]
-    fit, why = search_pedicle(ct, lb, frame, side)
+    fit, why, lb, second = reading.search(side)
     if fit is None:
         n = Notice("pedicle_not_found", f"{lv.value} {side}: no pedicle found posterior to the body "
                    f"({lb.describe_threshold()}, lateral to the canal): {why}; no path planned", SAFETY,
@@ -118,6 +154,11 @@ def _plan_side(ct, lb: LevelBone, canal_d, frame, outline, lv, side, gauge, targ
                           min_distance_to_medial_wall_mm=None, min_distance_to_inferior_wall_mm=None, safe=False,
                           notices=(n,))
     notices = list(_gauge_notices(lv, side, fit.width_mm, gauge))
+    if second:
+        notices.append(Notice("pedicle_read_with_partial_volume_walls", f"{lv.value} {side}: the pedicle's ring "
+                              "reads closed only with a wall under the bone threshold (partial volume, above "
+                              f"{lb.cancellous_edge_hu:.0f} HU); its fatty core is taken as bone: check the "
+                              "pedicle on the images", SAFETY, Severity.CAUTION))
     notices += morphometry_notices(lv, side, fit.width_mm, fit.height_mm)
     radius = R.GAUGE_OD_MM[gauge].value / 2
     best = None
@@ -282,18 +323,9 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
             why.append(f"the {name} ({lat:.1f} mm lateral of the midline, {behind:.1f} mm behind the body's "
                        f"posterior wall) is not lateral to the canal (wall at {wall:.1f} mm) behind the body")
             sources.add(SAFETY)
-    voxel = np.linalg.norm(np.stack([fit.lateral_lps, fit.cranial_lps]) * sp[::-1], axis=1)  # voxel along each
-    for (name, v), vox in zip((("width", fit.width_mm), ("height", fit.height_mm)), voxel):
-        least = R.PEDICLE_SLIVER_FACTOR.value * max(R.PEDICLE_CORTEX_MM.value, float(vox))
-        if v < least:
-            why.append(f"isthmus {name} {v:.2f} mm is under {R.PEDICLE_SLIVER_FACTOR.value:g} x the apparent "
-                       f"cortex ({least:.2f} mm): a single cortical plate, not a pedicle")
-            sources.update((R.PEDICLE_CORTEX_MM.source, R.PEDICLE_SLIVER_FACTOR.source))
-    ratio = fit.width_mm / fit.height_mm if fit.height_mm > 0 else np.inf
-    r = R.PEDICLE_WIDTH_TO_HEIGHT
-    if not r.low <= ratio <= r.high:
-        why.append(f"isthmus width / height {ratio:.2f} is outside the published {r.low:g}-{r.high:g}")
-        sources.add(r.source)
+    section_why, section_sources = _section_reasons(fit, sp)
+    why += section_why
+    sources.update(section_sources)
     a = R.TRANSPEDICULAR_ML_ANGLE_DEG
     low, angle_sources = a.low, {a.source}
     if lv.value in R.PEDICLE_TRANSVERSE_ANGLE_DEG:
@@ -306,6 +338,30 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
         return []
     return [Notice("not_transpedicular", f"{lv.value} {fit.side}: not a transpedicular path: " + "; ".join(why),
                    "; ".join(sorted(sources)), Severity.WARNING)]
+
+
+def _section_reasons(fit, spacing_mm) -> tuple[list[str], set[str]]:
+    """Why the isthmus section read is not a bone bridge with two walls (empty when it is), with the sources.
+
+    Its width and height are at least ``PEDICLE_SLIVER_FACTOR`` x the apparent cortex (``PEDICLE_CORTEX_MM``,
+    or the voxel size along the measured direction when larger; ``spacing_mm`` (z, y, x) in mm), and
+    width / height lies in ``PEDICLE_WIDTH_TO_HEIGHT``.
+    """
+    why, sources = [], set()
+    sp = np.asarray(spacing_mm, float)
+    voxel = np.linalg.norm(np.stack([fit.lateral_lps, fit.cranial_lps]) * sp[::-1], axis=1)  # voxel along each
+    for (name, v), vox in zip((("width", fit.width_mm), ("height", fit.height_mm)), voxel):
+        least = R.PEDICLE_SLIVER_FACTOR.value * max(R.PEDICLE_CORTEX_MM.value, float(vox))
+        if v < least:
+            why.append(f"isthmus {name} {v:.2f} mm is under {R.PEDICLE_SLIVER_FACTOR.value:g} x the apparent "
+                       f"cortex ({least:.2f} mm): a single cortical plate, not a pedicle")
+            sources.update((R.PEDICLE_CORTEX_MM.source, R.PEDICLE_SLIVER_FACTOR.source))
+    ratio = fit.width_mm / fit.height_mm if fit.height_mm > 0 else np.inf
+    r = R.PEDICLE_WIDTH_TO_HEIGHT
+    if not r.low <= ratio <= r.high:
+        why.append(f"isthmus width / height {ratio:.2f} is outside the published {r.low:g}-{r.high:g}")
+        sources.add(r.source)
+    return why, sources
 
 
 def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
