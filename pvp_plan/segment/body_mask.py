@@ -56,7 +56,7 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
         return out
     # the filters and the opening reach only a few voxels past the enhanced ones: work in their bounding box
     reach = [max(a // 2, b // 2) for a, b in zip(size, opening.shape)]
-    box = tuple(slice(max(0, s.start - r), min(n, s.stop + r)) for s, r, n in zip(found[0], reach, hu.shape))
+    box = grown_box(found[0], reach, hu.shape)
     sub = hu[box]
     mean = ndimage.uniform_filter(sub, size)
     sq = ndimage.uniform_filter(sub * sub, size)
@@ -231,7 +231,7 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
     fg_box = foreground_box(seg)
     if fg_box is None:
         return out
-    box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(fg_box, seg.shape))
+    box = grown_box(fg_box, (1, 1, 1), seg.shape)
     body = seg[box] >= 0
     edge = body & ~ndimage.binary_erosion(body)
     region = out[box]
@@ -250,6 +250,21 @@ def foreground_box(labels: np.ndarray) -> tuple[slice, slice, slice] | None:
     return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
 
 
+def grown_box(box: tuple[slice, ...], margin, shape) -> tuple[slice, ...]:
+    """``box`` (slices with explicit starts and stops) grown by ``margin`` voxels per axis, clipped to ``shape``."""
+    return tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, m, n in zip(box, margin, shape, strict=True))
+
+
+def segment_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
+    """Bounding box of each segment (item ``k`` for segment ``k``; None where it is absent) in ``labels``'
+    coordinates; labels ``>= 0`` are segments, -1 background. Searched within :func:`foreground_box` only."""
+    fg = foreground_box(labels)
+    if fg is None:
+        return []
+    return [None if box is None else tuple(slice(b.start + f.start, b.stop + f.start) for b, f in zip(box, fg))
+            for box in ndimage.find_objects(labels[fg] + 1)]  # object k holds label k + 1, i.e. segment k
+
+
 def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t_edge: float,
                       soft_tissue_hu: float, ridge_mm: float, fraction: float) -> np.ndarray:
     """Redraw each level's boundary at full CT resolution within one working voxel of the coarse boundary.
@@ -261,16 +276,10 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
     out = np.full(labels.shape, -1, np.int16)
     size = tuple(2 * f + 1 for f in factors)
     ridge = tuple(2 * max(1, int(round(ridge_mm / s))) + 1 for s in spacing_mm)
-    fg_box = foreground_box(labels)
-    if fg_box is None:
-        return out
-    lo = tuple(s.start for s in fg_box)
-    objects = ndimage.find_objects(labels[fg_box] + 1)  # object i holds label i + 1, i.e. segment i
-    for k, box in enumerate(objects):
+    for k, box in enumerate(segment_boxes(labels)):
         if box is None:
             continue
-        box = tuple(slice(max(0, a + s.start - 2 * f), min(n, a + s.stop + 2 * f))
-                    for s, a, f, n in zip(box, lo, factors, labels.shape))
+        box = grown_box(box, [2 * f for f in factors], labels.shape)
         mk = labels[box] == k
         smooth = ndimage.gaussian_filter(hu[box].astype(np.float32), 0.5 / np.asarray(spacing_mm))
         # binary dilation / erosion by a box of ones (zero border), as separable 1-D max / min filters

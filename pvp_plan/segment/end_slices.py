@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import ndtr
 
-from pvp_plan.segment.body_mask import foreground_box
+from pvp_plan.segment.body_mask import foreground_box, grown_box, segment_boxes
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.working_grid import disk_in_plane
 
@@ -283,33 +283,27 @@ def refit_end_slices(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: Co
 
 def _around(labels: np.ndarray, spacing_mm, margin_mm: float) -> tuple[slice, slice, slice]:
     """The bodies' bounding box grown in-plane by ``margin_mm`` (soft tissue beside the column)."""
-    box = foreground_box(labels)
     grow = [0] + [int(round(margin_mm / float(v))) for v in spacing_mm[1:]]
-    return tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in zip(box, grow, labels.shape))
+    return grown_box(foreground_box(labels), grow, labels.shape)
 
 
 def _endplates(labels: np.ndarray, hu: np.ndarray, spacing_mm, search: int, options: ColumnOptions) -> list[Endplate]:
     """Both ends of every level, with the columns that can be fitted: long enough, their profile in the image,
     ``options.end_rim_mm`` inside the level's outline (projected along z), and ending near their neighbours."""
-    reach_in = reach_out = search + 1
-    offsets = np.arange(-reach_in, reach_out + 1)
+    reach = search + 1  # slices read inside and outside the current end
+    offsets = np.arange(-reach, reach + 1)
     rim = ndimage.generate_binary_structure(2, 1)
     rim_iter = max(1, int(round(options.end_rim_mm / min(spacing_mm[1:]))))
     near = disk_in_plane(_NEIGHBOURS_MM, spacing_mm)[0]
     short = max(2, int(round(_SHORT_MM / float(spacing_mm[0]))))
-    nz = labels.shape[0]
     out: list[Endplate] = []
-    fg = foreground_box(labels)
-    if fg is None:
-        return out
-    for k, box in enumerate(ndimage.find_objects(labels[fg] + 1)):  # object k holds segment k
+    for k, box in enumerate(segment_boxes(labels)):
         if box is None:
             continue
-        box = tuple(slice(b.start + f.start, b.stop + f.start) for b, f in zip(box, fg))
-        z0, z1 = max(0, box[0].start - reach_out), min(nz, box[0].stop + reach_out)
-        region = labels[z0:z1, box[1], box[2]]
+        box = grown_box(box, (reach, 0, 0), labels.shape)
+        region = labels[box]
         body = region == k
-        smooth = ndimage.gaussian_filter(hu[z0:z1, box[1], box[2]].astype(np.float32),
+        smooth = ndimage.gaussian_filter(hu[box].astype(np.float32),
                                          (0.0, options.end_smooth_mm / spacing_mm[1],
                                           options.end_smooth_mm / spacing_mm[2]))
         n = body.shape[0]
@@ -318,7 +312,7 @@ def _endplates(labels: np.ndarray, hu: np.ndarray, spacing_mm, search: int, opti
         bottom_map = np.where(has, np.argmax(body, axis=0), n)
         yy, xx = np.nonzero(has)
         top, bottom = top_map[yy, xx], bottom_map[yy, xx]
-        tall = top - bottom >= reach_in
+        tall = top - bottom >= reach
         inner = ndimage.binary_erosion(has, rim, iterations=rim_iter)[yy, xx]  # away from the walls
         for end, sign, outermost in ((top, 1, ndimage.maximum_filter(top_map, footprint=near)),
                                      (bottom, -1, -ndimage.maximum_filter(-bottom_map, footprint=near))):
