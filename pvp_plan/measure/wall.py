@@ -152,9 +152,8 @@ def _wall_lines(boundary: np.ndarray, in_wall: np.ndarray, axial: np.ndarray, le
     # the wall may lean against the centroid axis (lordosis): remove the median per-column slope first
     tilt = float(np.median([np.polyfit(axial[ok[:, j]], boundary[ok[:, j], j], 1)[0] for j in cols]))
     detrended = boundary - tilt * axial[:, None]
-    back = np.array([np.percentile(detrended[ok[:, j], j], 100.0 - REFERENCE_PERCENTILE) for j in cols])
-    front = np.array([np.percentile(detrended[ok[:, j], j], REFERENCE_PERCENTILE) for j in cols])
-    middle = np.array([np.median(detrended[ok[:, j], j]) for j in cols])
+    back, middle, front = np.array([np.percentile(detrended[ok[:, j], j], [100.0 - REFERENCE_PERCENTILE, 50.0,
+                                                                          REFERENCE_PERCENTILE]) for j in cols]).T
     clean = front - back < RECESS_MM
     if clean.any() and not clean.all():
         guess = np.interp(left[cols[~clean]], left[cols[clean]], middle[clean])
