@@ -14,7 +14,7 @@ The segmentation labels bodies only, so the posterior elements are found on the 
    (:func:`_coronal_cores`), where a pedicle may lie (:func:`_pedicle_columns`): a fatty pedicle core reads
    like soft tissue (about -50 to 60 HU at 3 mm). On request (``partial_volume_walls``, the planner's
    second reading when the first finds no pedicle or one that is not a bone bridge), a wall that reads only
-   above the cancellous edge closes the ring too (:func:`_partial_volume_walls`).
+   above the cancellous edge closes the ring too (:func:`_above_cancellous_edge`).
 
 Frames: arrays in index order (z, y, x), on the CT grid or on a level's box (``LevelBone.origin_index``);
 points LPS (x, y, z) in mm; intensities in HU.
@@ -88,7 +88,7 @@ class LevelBone:
     def cancellous_edge_hu(self) -> float:
         """HU above which a voxel may hold cancellous bone or a thin wall under partial volume
         (``CANCELLOUS_EDGE_FRACTION`` of the way from the local soft tissue to the local cortex)."""
-        return self.soft_tissue_hu + CANCELLOUS_EDGE_FRACTION * (self.cortex_hu - self.soft_tissue_hu)
+        return _cancellous_edge_hu(self.soft_tissue_hu, self.cortex_hu)
 
     @property
     def soft_edge_hu(self) -> float:
@@ -144,7 +144,7 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
         Fixed bone threshold in HU; None (default) for the adaptive threshold of the level.
     partial_volume_walls : bool
         Close the coronal pedicle rings with walls that read only above the cancellous edge as well
-        (:func:`_partial_volume_walls`; adaptive threshold only). Default False.
+        (:func:`_above_cancellous_edge`; adaptive threshold only). Default False.
     """
     sp = np.asarray(ct.spacing_mm, float)
     z0, z1 = frame.z_range
@@ -165,15 +165,13 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     bone = bone[tuple(slice(ri, -ri) for ri in r)]
     filled, canal, closed = fill_and_canal(bone, body_b, xm=xm, ypw=ypw, spacing_mm=sp)
     cancellous = _cancellous_hu(hu, body_b, sp)
-    walls = filled | body_b
     pv_walls = partial_volume_walls and bone_hu is None
     if bone_hu is None:  # a threshold set by the caller is taken as it is
-        low_hu = soft + CANCELLOUS_EDGE_FRACTION * (cortex - soft)
-        core = _cancellous_core(hu, bone, low_hu, spacing_mm=sp)
-        filled |= core & ~canal & ~body_b
-        walls = filled | body_b
-        if pv_walls:
-            walls |= _partial_volume_walls(hu, low_hu, spacing_mm=sp) & ~canal
+        above_edge = _above_cancellous_edge(hu, _cancellous_edge_hu(soft, cortex), spacing_mm=sp)
+        filled |= _cancellous_core(bone, above_edge, spacing_mm=sp) & ~canal & ~body_b
+    walls = filled | body_b
+    if pv_walls:  # walls under partial volume close the rings too (their voxels are not added to the bone)
+        walls |= above_edge & ~canal
     filled |= _coronal_cores(walls, canal | ~_pedicle_columns(hu.shape, xm, sp),
                              y_range=(int(np.ceil(ypw)), _canal_back_row(canal, ypw, sp)), spacing_mm=sp)
     return LevelBone(origin_index=lo.astype(float), soft_tissue_hu=soft, cortex_hu=cortex, bone_hu=thr,
@@ -197,33 +195,39 @@ def _soft_edge_hu(soft_hu: float, cancellous_hu: float | None, bone_hu: float) -
     return 0.5 * (soft_hu + top)
 
 
-def _cancellous_core(hu: np.ndarray, bone: np.ndarray, low_hu: float, *, spacing_mm) -> np.ndarray:
+def _cancellous_edge_hu(soft_hu: float, cortex_hu: float) -> float:
+    """HU ``CANCELLOUS_EDGE_FRACTION`` of the way from the local soft tissue to the local cortex: above it a
+    voxel may hold cancellous bone or a thin wall under partial volume."""
+    return soft_hu + CANCELLOUS_EDGE_FRACTION * (cortex_hu - soft_hu)
+
+
+def _cancellous_core(bone: np.ndarray, above_edge: np.ndarray, *, spacing_mm) -> np.ndarray:
     """Cancellous bone between a pedicle's superior and inferior walls that the bone threshold leaves out.
 
     At 3 mm voxels a pedicle's core (100-150 HU) reads below the threshold, and so may its thin lateral wall:
     an axial slice through the pedicle then shows one cortical plate. Its superior and inferior walls lie
     in the slice plane and read fully. A voxel is cancellous bone when bone lies above and below it within
-    ``_CANCELLOUS_GAP_MM`` (a 1-D closing along the slice axis z) and its HU, smoothed over
-    ``_CANCELLOUS_SMOOTH_MM``, is above ``low_hu`` (soft tissue reads below: the foramen and the joints
-    between two levels stay open).
+    ``_CANCELLOUS_GAP_MM`` (a 1-D closing along the slice axis z) and it is in ``above_edge``
+    (:func:`_above_cancellous_edge`; soft tissue reads below: the foramen and the joints between two levels
+    stay open).
     """
     sp = np.asarray(spacing_mm, float)
     n = int(np.floor(_CANCELLOUS_GAP_MM / sp[0])) + 2  # a line of n voxels bridges gaps of up to n - 2 voxels
     padded = np.pad(bone, [(n, n), (0, 0), (0, 0)])
     between = ndimage.binary_closing(padded, np.ones((n, 1, 1), bool))[n:-n]
-    not_soft = ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / sp) > low_hu
-    return between & not_soft & ~bone
+    return between & above_edge & ~bone
 
 
-def _partial_volume_walls(hu: np.ndarray, low_hu: float, *, spacing_mm) -> np.ndarray:
-    """Voxels that may hold a pedicle wall seen under partial volume: HU smoothed over
-    ``_CANCELLOUS_SMOOTH_MM`` above ``low_hu`` (the cancellous edge, ``CANCELLOUS_EDGE_FRACTION`` of the way
-    from the local soft tissue to the local cortex; about 90-130 HU at 3 mm).
+def _above_cancellous_edge(hu: np.ndarray, low_hu: float, *, spacing_mm) -> np.ndarray:
+    """Voxels whose HU, smoothed over ``_CANCELLOUS_SMOOTH_MM``, is above ``low_hu`` (the cancellous edge,
+    :func:`_cancellous_edge_hu`; about 90-130 HU at 3 mm): cancellous bone, or a pedicle wall seen under
+    partial volume. Muscle and fat read below the edge.
 
-    A pedicle's cortex is about 1 mm thick (``PEDICLE_CORTEX_MM``): in a 3 mm voxel beside fatty marrow it
-    reads about a third of its contrast, 100-150 HU, under the bone threshold. Its ring then reads open in
-    the coronal plane and the fatty core inside it is left out. Muscle and fat read below the edge. Used only
-    to close rings (:func:`_coronal_cores`); these voxels are not added to the bone themselves.
+    Cancellous bone between two walls is bone (:func:`_cancellous_core`). As walls, these voxels only close
+    rings (:func:`_coronal_cores`, the planner's second reading) and are not added to the bone. A pedicle's
+    cortex is about 1 mm thick (``PEDICLE_CORTEX_MM``): in a 3 mm voxel beside fatty marrow it reads about a
+    third of its contrast, 100-150 HU, under the bone threshold. Its ring then reads open in the coronal plane
+    and the fatty core inside it is left out.
     """
     return ndimage.gaussian_filter(hu, _CANCELLOUS_SMOOTH_MM / np.asarray(spacing_mm, float)) > low_hu
 

@@ -86,7 +86,7 @@ class _SecondReading:
     The first reading (the level's bone, ``lb``) is kept when it finds a pedicle whose section is a bone
     bridge with two walls (:func:`_section_reasons`). Otherwise (no pedicle found, or a single cortical plate)
     the pedicle's coronal ring may read open only where a thin wall falls under the bone threshold at coarse
-    voxels, leaving its fatty core out (:func:`pvp_plan.needle.frame._partial_volume_walls`): the level's bone
+    voxels, leaving its fatty core out (:func:`pvp_plan.needle.frame._above_cancellous_edge`): the level's bone
     is rebuilt with those walls closing the rings and the pedicle searched again. The second reading is used
     only when it finds a section that is a bone bridge; the path is then checked, with every safety check, on
     the bone in which its pedicle was read. It is not the first choice: with more rings closed, the pedicle's

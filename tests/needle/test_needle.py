@@ -139,7 +139,7 @@ def test_partial_volume_wall_closes_a_coronal_ring():
     """A pedicle ring (3 mm voxels, coronal plane) whose inferior wall reads 130 HU (a 1 mm cortex under partial
     volume) around a fatty core (20 HU) is closed by the partial-volume walls and its core filled; without
     them, or when the gap reads like muscle (40 HU), the ring stays open."""
-    from pvp_plan.needle.frame import _coronal_cores, _partial_volume_walls
+    from pvp_plan.needle.frame import _above_cancellous_edge, _coronal_cores
 
     sp = (3.0, 3.0, 3.0)
     hu = np.full((12, 3, 12), 40.0, np.float32)
@@ -149,11 +149,11 @@ def test_partial_volume_wall_closes_a_coronal_ring():
     bone = hu > 250.0
     no_canal = np.zeros((1, 1, 1), bool)
     assert not _coronal_cores(bone, no_canal, y_range=(0, 2), spacing_mm=sp).any()
-    walls = bone | _partial_volume_walls(hu, 95.0, spacing_mm=sp)
+    walls = bone | _above_cancellous_edge(hu, 95.0, spacing_mm=sp)
     cores = _coronal_cores(walls, no_canal, y_range=(0, 2), spacing_mm=sp)
     assert cores[4:7, :, 4:7].all() and cores.sum() == 9 * 3
     hu[3, :, 5:7] = 40.0  # the gap reads like muscle: open
-    walls = bone | _partial_volume_walls(hu, 95.0, spacing_mm=sp)
+    walls = bone | _above_cancellous_edge(hu, 95.0, spacing_mm=sp)
     assert not _coronal_cores(walls, no_canal, y_range=(0, 2), spacing_mm=sp).any()
 
 
@@ -254,14 +254,15 @@ def test_pedicle_band_holds_true_isthmus_centres(phantom):
 def test_cancellous_core_between_walls_not_soft_tissue():
     """Between two cortical plates 6 mm apart (3 mm voxels, along z), a core reading 120 HU is filled as cancellous
     bone; a gap reading 40 HU (soft tissue: a joint, the foramen) and a 12 mm gap stay open."""
-    from pvp_plan.needle.frame import _cancellous_core
+    from pvp_plan.needle.frame import _above_cancellous_edge, _cancellous_core
 
     hu = np.full((12, 4, 9), 40.0, np.float32)
     bone = np.zeros(hu.shape, bool)
     bone[2, :, :] = bone[5, :, :] = bone[10, :, :] = True  # plates at z 2, 5 (6 mm gap) and 10 (12 mm gap)
     hu[bone] = 600.0
     hu[3:5, :, :3] = 120.0  # cancellous core between the first two plates, x < 3 only
-    core = _cancellous_core(hu, bone, 100.0, spacing_mm=(3.0, 3.0, 3.0))
+    sp = (3.0, 3.0, 3.0)
+    core = _cancellous_core(bone, _above_cancellous_edge(hu, 100.0, spacing_mm=sp), spacing_mm=sp)
     assert core[3:5, :, :2].all()
     assert not core[3:5, :, 5:].any()  # soft tissue between the plates
     assert not core[6:10].any()  # too far apart
