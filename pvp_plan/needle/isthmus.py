@@ -92,9 +92,7 @@ def _measure_isthmus(ct, lb, pts, axis, side, frame) -> tuple[PedicleFit | None,
     positions = np.arange(t.min(), t.max() + 1e-9, _STATION_MM)
     stations = [st for st in (_cross_hair(ct, lb, c0 + x * axis, u, w) for x in positions) if st is not None]
     if not stations:
-        return None, [], (f"each of the {len(positions)} sections along the pedicle merges with other bone within "
-                          f"{_CROP_MM:.0f} mm of its centre (facets, transverse process, next level; "
-                          f"{max(ct.spacing_mm):.1f} mm voxels), or is a speck")
+        return None, [], _unreadable_sections_reason(len(positions), float(max(ct.spacing_mm)))
     centres = [st[2] for st in stations]
     widths = np.array([st[0] for st in stations])
     good = [st for st in stations if st[3] <= 3.0 and not st[4] and st[0] >= 0.6 * float(np.median(widths))]
@@ -114,6 +112,15 @@ def _measure_isthmus(ct, lb, pts, axis, side, frame) -> tuple[PedicleFit | None,
     fit = PedicleFit(side=side, width_mm=float(smooth[k]), height_mm=float(good[k][1]), center_lps_mm=good[k][2],
                      axis_lps=axis, lateral_lps=u, cranial_lps=w)
     return fit, centres, None
+
+
+def _unreadable_sections_reason(n: int, voxel_mm: float) -> str:
+    """Why none of the ``n`` sections along the pedicle was measured (:func:`_cross_hair` read none), in words;
+    ``voxel_mm`` is the CT's coarsest spacing (mm)."""
+    which = "the one section along the pedicle could not" if n == 1 else f"none of the {n} sections along the pedicle could"
+    return (f"{which} be measured, as in {'it' if n == 1 else 'each'} the bone through the section's centre reaches "
+            f"{_CROP_MM:.0f} mm from it (merged with the facets, the transverse process or the next level at "
+            f"{voxel_mm:.1f} mm voxels), is under 2 mm across, or is absent")
 
 
 def _cross_hair(ct, lb, p, u, w) -> tuple[float, float, np.ndarray, float, bool] | None:

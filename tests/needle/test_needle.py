@@ -315,6 +315,34 @@ def test_no_pedicle_says_why(phantom):
     assert search_pedicle(ph.ct, lb, frame, "left")[1] is None
 
 
+def test_no_measurable_section_says_why(phantom):
+    """When bone runs on past every section's reading lines (the pedicle merged with the bone around it), no section
+    is measured and the reason says so in words, with the number of sections and the reading half-length."""
+    import dataclasses
+
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.isthmus import _CROP_MM
+    from pvp_plan.needle.pedicle import search_pedicle
+
+    ph, seg = phantom
+    frame = body_frame(ph.ct, seg.mask("L2"))
+    lb = level_bone(ph.ct, seg.mask("L2"), frame)
+    fit, why = search_pedicle(ph.ct, dataclasses.replace(lb, filled=~lb.canal & ~lb.body), frame, "left")
+    assert fit is None
+    n = int(why.split("none of the ")[1].split(" sections")[0])
+    assert n >= 2 and f"sections along the pedicle could be measured, as in each the bone through the section's " \
+        f"centre reaches {_CROP_MM:.0f} mm from it" in why
+
+
+@pytest.mark.parametrize(("n", "start"), [(1, "the one section along the pedicle could not be measured, as in it "),
+                                          (7, "none of the 7 sections along the pedicle could be measured, as in each ")])
+def test_unreadable_sections_reason_agrees_in_number(n, start):
+    from pvp_plan.needle.isthmus import _unreadable_sections_reason
+
+    why = _unreadable_sections_reason(n, 3.0)
+    assert why.startswith(start) and "3.0 mm voxels" in why
+
+
 def test_layer_data_and_projection(phantom):
     ph, seg = phantom
     paths = plan_level_needle_paths(ph.ct, seg, "L2")
