@@ -28,8 +28,14 @@ class Grid:
         return self.origin_lps_mm[2 - axis] + np.arange(self.shape[axis]) * self.spacing_mm[axis]
 
     def supersampling(self, target_mm: float) -> tuple[int, int, int]:
-        """Sub-voxels per axis so the fine spacing is at most ``target_mm``."""
-        return tuple(max(1, int(np.ceil(s / target_mm - 1e-9))) for s in self.spacing_mm)
+        """Sub-voxels per axis so the fine spacing is at most ``target_mm``; an odd number on every axis.
+
+        With an even count, a boundary through the voxel centre leaves exactly half the sub-voxels inside, and
+        the majority rule for labels (occupancy > 0.5) drops every such voxel: the body labels came out 2-9 %
+        smaller than the body (2 x 0.8 x 0.8 mm: 2 x 2 x 4 sub-voxels). An odd count has no tie, and its
+        centre sub-voxel sits on the voxel centre.
+        """
+        return tuple(max(1, int(np.ceil(s / target_mm - 1e-9))) | 1 for s in self.spacing_mm)
 
     def box_slices(self, lo_lps: np.ndarray, hi_lps: np.ndarray) -> tuple[slice, slice, slice] | None:
         """Voxel slices (z, y, x) covering an LPS box, or None when it misses the grid."""

@@ -26,6 +26,10 @@ from pvp_plan.segment.canal import CanalTrack
 from pvp_plan.segment.column_options import ColumnOptions
 
 _INVALID = -1000.0
+#: An endplate pair and a median-HU valley this close (mm) are the same disc.
+_SAME_DISC_MM = 8.0
+#: A candidate wider than ``ColumnOptions.disc_pair_max_mm`` plus this (mm) is not a disc (the dip inside a body).
+_VALLEY_SLACK_MM = 4.5
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def _chain(candidates, spacing_z: float, options: ColumnOptions) -> list[int]:
         return []
     cands = sorted(candidates)
     z = np.array([c[0] for c in cands], float) * spacing_z
-    w = np.array([c[2] if c[1] <= options.disc_pair_max_mm + 4.5 else _INVALID for c in cands])
+    w = np.array([c[2] if c[1] <= options.disc_pair_max_mm + _VALLEY_SLACK_MM else _INVALID for c in cands])
     chain = _best_chain(cands, z, w, options.body_pitch_mm, pitch_mm=None)
     if len(chain) >= 3:  # second pass: prefer the regular pitch of this spine (neighbouring bodies differ little)
         pitch = float(np.median(np.diff(sorted(z[i] for i in chain))))
@@ -142,11 +146,16 @@ def find_disc_slices(hu: np.ndarray, spacing_mm, core: np.ndarray, track: CanalT
     """Working-grid slice index of each disc, caudal to cranial, and the core profile they came from."""
     profile = core_profile(hu, core, track.z_range, options)
     pairs = _endplate_pairs(profile, track.z_range, spacing_mm[0], options)
-    cands = list(pairs)
-    taken = [c[0] for c in pairs]
-    for c in _valleys(profile, track.z_range, spacing_mm[0]):
-        if all(abs(c[0] - t) * spacing_mm[0] > 8.0 for t in taken):
-            cands.append(c)
+    valleys = _valleys(profile, track.z_range, spacing_mm[0])
+
+    def near(a: int, b: int) -> bool:
+        return abs(a - b) * spacing_mm[0] <= _SAME_DISC_MM
+
+    # a disc seen by both signals weighs what the stronger says: a pair's weight (100-200) under a deep valley
+    # lost the L1/L2 and T12/L1 discs around a wedge fracture to the valley inside the collapsed body (3 mm)
+    narrow = [(v, p) for v, width, p in valleys if width <= options.disc_pair_max_mm + _VALLEY_SLACK_MM]
+    cands = [(z, width, max([w] + [p for v, p in narrow if near(v, z)])) for z, width, w in pairs]
+    cands += [c for c in valleys if not any(near(c[0], z) for z, _, _ in pairs)]
     return _chain(cands, spacing_mm[0], options), profile
 
 

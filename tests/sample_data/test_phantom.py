@@ -84,6 +84,20 @@ def test_volumes_agree_with_label_map(phantom, phantom_truth):
         assert np.linalg.norm(centroid - lv["centroid_lps_mm"]) < 0.6, name
 
 
+@pytest.mark.parametrize("spacing", [(2.0, 0.8, 0.8), (3.0, 1.0, 1.0), (2.5, 1.0, 1.0)])
+def test_body_labels_are_not_biased_against_the_partial_volume(spacing):
+    """The majority labels hold as much body as the sub-voxel occupancies on the same grid, level for level
+    to within half a slice (a flat endplate lying near a slice's centre goes wholly in or out), and with no
+    bias over the levels: the median ratio is within 1 %. (Even sub-voxel counts tied at exactly half on
+    every boundary through a voxel centre and dropped those voxels: the labels were 2-9 % short.)"""
+    truth = generate_phantom(seed=0, spacing_mm=spacing, levels=("T12", "L1", "L2", "L3", "L4", "L5"),
+                             fov_mm=(130.0, 150.0)).truth["levels"]
+    ratios = [lv["volume_ml_from_labels"] / lv["volume_ml_partial_volume_on_grid"] for lv in truth.values()]
+    half_slice = [0.5 * spacing[0] / lv["heights_mm"]["middle"] for lv in truth.values()]
+    assert all(abs(r - 1) <= h for r, h in zip(ratios, half_slice)), np.round(ratios, 3)
+    assert abs(np.median(ratios) - 1) <= 0.01, np.round(ratios, 3)
+
+
 def test_body_sizes_grow_caudally_within_published_ranges(phantom_truth):
     lv = phantom_truth["levels"]
     vols = [lv[n]["volume_ml"] for n in phantom_truth["level_order"]]
