@@ -91,6 +91,10 @@ class ColumnOptions:
         where its soft tissue (below ``defect_max_hu``) reaches ``defect_min_depth_mm`` inside the convex
         hull of a whole section (hull at least ``defect_full_section_fraction`` of the level's largest,
         section at least ``defect_min_solidity`` of its hull).
+    posterior_section_tolerance_mm : float
+        The posterior half of each whole section is redrawn to the level's median section (taken along the
+        body's axis) where it strays more than this outside or inside it: pedicle stubs, notches cut at the
+        pedicle roots, the basivertebral foramen (:mod:`pvp_plan.segment.posterior_sections`). 0 = off.
     vessel_opening_mm : float
         Ball radius (mm) a vessel section must hold (the aorta at the hiatus is ~15-20 mm wide).
     vessel_sd_noise_factor : float
@@ -140,6 +144,7 @@ class ColumnOptions:
     defect_max_hu: float = 100.0
     defect_full_section_fraction: float = 0.7
     defect_min_solidity: float = 0.5
+    posterior_section_tolerance_mm: float = 1.0
     vessel_opening_mm: float = 3.0
     vessel_sd_noise_factor: float = 4.0
     vessel_hu: tuple[float, float] = (140.0, 600.0)

@@ -11,7 +11,9 @@ Pipeline (each step in its own module):
 5. :mod:`~pvp_plan.segment.naming` — the sacrum below L5 and the lowest rib-bearing vertebra (T12)
    name the levels, cross-checked; transitional anatomy is warned about; else a low-confidence guess.
 6. The boundary is redrawn at full CT resolution; :mod:`~pvp_plan.segment.end_slices` moves each level's end
-   slices to its endplates (a partial-volume fit along z); the labels are written in VerSe numbering.
+   slices to its endplates (a partial-volume fit along z); lesions open through the cortex are added back;
+   :mod:`~pvp_plan.segment.posterior_sections` redraws the posterior half of each whole section to the level's
+   median section (pedicle stubs and root notches); the labels are written in VerSe numbering.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pvp_plan.segment import body_mask, end_slices, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes, find_disc_slices
+from pvp_plan.segment.posterior_sections import redraw_posterior_sections
 from pvp_plan.segment.types import Segmentation
 from pvp_plan.segment.working_grid import make_working_grid, to_full_grid
 
@@ -135,6 +138,7 @@ def segment_vertebral_bodies(
     full = end_slices.refit_end_slices(full, ct.hu, ct.spacing_mm, opts,
                                        slice_thickness_mm=ct.series.slice_thickness_mm)
     full = body_mask.fill_cortical_defects(full, ct.hu, ct.spacing_mm, opts)
+    full = redraw_posterior_sections(full, ct.spacing_mm, opts)
     result = _named(full, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)
