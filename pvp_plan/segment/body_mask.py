@@ -38,6 +38,20 @@ def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def fill_holes_in_three_planes(mask: np.ndarray) -> np.ndarray:
+    """Holes filled in 3-D, then in every axial, coronal and sagittal plane, then axially again.
+
+    A body whose trabecular bone reads near the body threshold (osteoporosis) can lose whole slices of its
+    inside, open to the outside in the axial plane through the basivertebral foramen or a thin cortex
+    (the shared chest CT: one to three nearly empty slices in most thoracic bodies). In a sagittal or coronal
+    plane such a gap is closed by the body above and below it and by its walls.
+    """
+    out = fill_holes_per_slice(ndimage.binary_fill_holes(mask))
+    out = fill_holes_per_slice(out.transpose(1, 0, 2)).transpose(1, 0, 2)  # coronal planes (y fixed)
+    out = fill_holes_per_slice(out.transpose(2, 1, 0)).transpose(2, 1, 0)  # sagittal planes (x fixed)
+    return fill_holes_per_slice(out)
+
+
 def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
     """Contrast-filled vessels: homogeneous enhanced HU, thick, at least ``vessel_min_length_mm`` tall.
 
@@ -176,7 +190,7 @@ def assign_levels(mask: np.ndarray, spacing_mm, planes: list[DiscPlane], hu: np.
 
 
 def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """Each segment: the connected piece lying in front of the canal, holes filled in 3-D and slice by slice.
+    """Each segment: the connected piece lying in front of the canal, holes filled (:func:`fill_holes_in_three_planes`).
 
     The piece kept is the one overlapping the body core (midline, just in front of the posterior wall)
     most, not the largest: a vessel or rib attached to the level's slab can be larger than the body.
@@ -193,7 +207,7 @@ def tidy_segments(seg: np.ndarray, core: np.ndarray) -> np.ndarray:
             sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
             best = int(np.argmax(in_core)) if in_core.max() > 0 else int(np.argmax(sizes))
             m = lab == best + 1
-        m = fill_holes_per_slice(ndimage.binary_fill_holes(m))
+        m = fill_holes_in_three_planes(m)
         region = out[box]
         region[m & (region < 0)] = k
     return out
