@@ -464,7 +464,11 @@ _NOT_MET = {
                                     "kept on the path's direction with plate sections skipped, the isthmus reads 5.4 x "
                                     "17.2 mm (safe, 100 % in the reference, 9 mm from its canal): its lateral wall at "
                                     "mid-height reads 70-240 HU (bone > 249 HU), and the 16 mm line moves L1 left "
-                                    "(12.0 x 17.5 -> 10.9 x 10.4 mm) and L5 left (100 -> 97 % in the reference)",
+                                    "(12.0 x 17.5 -> 10.9 x 10.4 mm) and L5 left (100 -> 97 % in the reference). The "
+                                    "partial-volume second reading finds the same superior-wall path and measures none "
+                                    "of its 11 sections; read as a wall path (18 mm line, centre within 9 mm; branch "
+                                    "wip/needle-s7c, not merged) it gives a safe path reading 4.7 x 18.6 mm along the "
+                                    "medial wall only, with a 0 deg axis",
     ("abdomen_3mm", "L5", "right"): "no pedicle found: no medial path, i.e. no bone bridge from the body to behind "
                                     "the canal above the body's centroid (L5 tilted 14 deg back and 5 deg sideways: "
                                     "the right pedicle and pars lie -4 to +4 mm about it). Sought down to 3 mm below "
