@@ -7,7 +7,9 @@ foramen and a tumour through the posterior wall leave a bay in the wall. A body'
 run nearly straight along its own axis (the waist is anterior), so the level's median section, taken along
 that axis, shows where they stand. On each whole section (at least ``_WHOLE_FRACTION`` of the level's largest:
 not the end slices through an endplate), the posterior half is redrawn to it: voxels more than
-``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped, voxels as far inside it are added.
+``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped, but only towards the corners
+(``_STUB_FROM``), and voxels as far inside it are added, but not soft tissue where the wall check reads the
+wall (``_SOFT_FROM``): redrawn over it, a tumour's bay through the wall was half filled and the breach missed.
 
 The axis is followed by the centroid of each section's anterior 60 % (no pedicle there), a robust line
 (Theil-Sen) through the centroids against the slice index. Arrays (z, y, x) on the CT grid; +y is posterior.
@@ -26,16 +28,23 @@ from pvp_plan.segment.column_options import ColumnOptions
 _WHOLE_FRACTION = 0.7
 #: The anterior share of a section's depth that follows the body's axis (the pedicles join behind it).
 _ANTERIOR_SHARE = 0.6
+#: Only this far from the midline (a fraction of the half-width) are voxels dropped: the pedicle stubs stand at the
+#: corners; between them the wall faces the canal, and at 3 mm voxels a wall one voxel off the median is real.
+_STUB_FROM = 0.5
+#: Soft tissue is added only beyond the posterior wall the wall check reads (``measure.wall.LATERAL_FRACTION``):
+#: a tumour through the wall must stay a bay of the outline there, while fat at the corners may be closed over.
+_SOFT_FROM = 0.70
 #: In-plane margin (mm) around a level's box: room for the tilt's shift and for the sections to grow.
 _MARGIN_MM = 15.0
 
 
-def redraw_posterior_sections(labels: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
+def redraw_posterior_sections(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
     """Redraw the posterior half of every whole section of every level to the level's median section.
 
-    ``labels``: segment index per voxel (-1 = background), ``spacing_mm`` (z, y, x) of its grid; changed in
-    place and returned. A voxel of another level is never taken. Off when
-    ``options.posterior_section_tolerance_mm`` is 0.
+    ``labels``: segment index per voxel (-1 = background), ``hu`` and ``spacing_mm`` (z, y, x) of the same
+    grid; ``labels`` is changed in place and returned. A voxel of another level is never taken, nor one below
+    ``options.defect_max_hu`` (soft tissue: a tumour through the posterior wall stays a bay of the outline, which
+    the wall check reads, :mod:`pvp_plan.measure.wall`). Off when ``options.posterior_section_tolerance_mm`` is 0.
     """
     tol = options.posterior_section_tolerance_mm
     if tol <= 0:
@@ -45,13 +54,14 @@ def redraw_posterior_sections(labels: np.ndarray, spacing_mm, options: ColumnOpt
     for k, box in enumerate(segment_boxes(labels)):
         if box is None:
             continue
-        region = labels[grown_box(box, margin, labels.shape)]
-        _redraw_level(region, k, sp, tol)
+        grown = grown_box(box, margin, labels.shape)
+        _redraw_level(labels[grown], hu[grown] >= options.defect_max_hu, k, sp, tol)
     return labels
 
 
-def _redraw_level(region: np.ndarray, k: int, sp: np.ndarray, tol_mm: float) -> None:
-    """Redraw level ``k``'s whole sections in ``region`` (a view of the label map around it)."""
+def _redraw_level(region: np.ndarray, not_soft: np.ndarray, k: int, sp: np.ndarray, tol_mm: float) -> None:
+    """Redraw level ``k``'s whole sections in ``region`` (a view of the label map around it); voxels of soft
+    tissue (``not_soft`` False) are never added."""
     body = region == k
     area = body.sum(axis=(1, 2))
     whole = np.flatnonzero(area >= _WHOLE_FRACTION * area.max())
@@ -67,11 +77,15 @@ def _redraw_level(region: np.ndarray, k: int, sp: np.ndarray, tol_mm: float) -> 
     back[int(np.ceil((rows[0] + rows[-1]) / 2)):] = True  # the posterior half, behind the median section's middle
     outside = ndimage.distance_transform_edt(~median, sampling=sp[1:]) > tol_mm
     inside = ndimage.distance_transform_edt(median, sampling=sp[1:]) > tol_mm
-    drop, take = back & outside, back & inside
+    cols = np.flatnonzero(median.any(axis=0))
+    off_centre = np.abs(np.arange(median.shape[1]) - 0.5 * (cols[0] + cols[-1])) / (0.5 * (cols[-1] - cols[0]))
+    drop = back & outside & (off_centre > _STUB_FROM)[None, :]
+    take = back & inside
+    soft_ok = np.broadcast_to((off_centre > _SOFT_FROM)[None, :], median.shape)
     for i, z in enumerate(whole):
         section = region[z]
         section[_shifted(drop, shifts[i]) & (section == k)] = -1
-        section[_shifted(take, shifts[i]) & (section < 0)] = k
+        section[_shifted(take, shifts[i]) & (section < 0) & (not_soft[z] | _shifted(soft_ok, shifts[i]))] = k
 
 
 def _axis_shifts(body: np.ndarray, whole: np.ndarray) -> np.ndarray:

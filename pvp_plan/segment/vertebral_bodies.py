@@ -138,7 +138,7 @@ def segment_vertebral_bodies(
     full = end_slices.refit_end_slices(full, ct.hu, ct.spacing_mm, opts,
                                        slice_thickness_mm=ct.series.slice_thickness_mm)
     full = body_mask.fill_cortical_defects(full, ct.hu, ct.spacing_mm, opts)
-    full = redraw_posterior_sections(full, ct.spacing_mm, opts)
+    full = redraw_posterior_sections(full, ct.hu, ct.spacing_mm, opts)
     result = _named(full, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)

@@ -238,3 +238,19 @@ def test_end_to_end_with_the_real_segmenter(phantom_auto_plan):
 def test_end_to_end_lytic_level_is_flagged(phantom_auto_plan):
     _, plan = phantom_auto_plan
     assert _has(plan.level("L3"), FLAG_OF["lytic"]) and (plan.level("L3").collapse.genant_grade or 0) == 0
+
+
+@pytest.mark.parametrize("root_mm", [7.0, 9.0])
+def test_breach_is_flagged_whatever_the_pedicle_root_cut(root_mm):
+    """The bundled sample's L2 breach is found with the automatic segmentation when the in-plane pedicle-root
+    cut (default 8 mm) is a millimetre smaller or larger. When the posterior sections were redrawn over soft
+    tissue too, the tumour's bay was half filled, the outline no longer recessed, and the breach was missed at
+    7, 7.5, 8.5 and 9 mm: found at 8 mm only."""
+    from pvp_plan.sample_data.sample import load_sample
+    from pvp_plan.segment import segment_vertebral_bodies
+    from pvp_plan.segment.column_options import ColumnOptions
+
+    ct = load_sample().ct
+    seg = segment_vertebral_bodies(ct, options=ColumnOptions(pedicle_root_mm=root_mm))
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False))
+    assert _has(plan.level("L2"), FLAG_OF["posterior_wall_breach"])

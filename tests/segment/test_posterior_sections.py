@@ -44,11 +44,18 @@ def test_stubs_and_notches_behind_are_redrawn_and_the_front_is_left_alone():
     other = np.zeros_like(clean)
     other[9, 60:66, 30:36] = True  # another level's voxels behind: never taken
     damaged[other] = 1
+    hu = np.full(clean.shape, 200, np.int16)  # the notches and the foramen read as bone ...
+    tumour = np.zeros_like(clean)
+    cy = int(round(32 - 0.5 * (4 - nz / 2)))
+    tumour[3:6, cy + 6:cy + 11, 44:50] = True  # ... but a tumour through the wall is soft tissue: it stays a bay
+    damaged[tumour] = -1
+    hu[tumour] = 40
 
-    out = redraw_posterior_sections(damaged.copy(), SPACING, ColumnOptions())
+    out = redraw_posterior_sections(damaged.copy(), hu, SPACING, ColumnOptions())
 
     body = out == 0
-    expected = clean | front_bump
+    assert not body[tumour].any()
+    expected = (clean | front_bump) & ~tumour
     # off by at most the tolerance (1 mm, a voxel) plus a voxel for the rounded tilt shift, from the clean outline
     for z in range(1, nz - 1):
         wrong = body[z] ^ expected[z]
@@ -61,8 +68,9 @@ def test_stubs_and_notches_behind_are_redrawn_and_the_front_is_left_alone():
 
 def test_clean_bodies_are_unchanged_and_zero_tolerance_is_off():
     labels, _ = _tilted_body(tilt_voxels_per_slice=0.8)
-    assert np.array_equal(redraw_posterior_sections(labels.copy(), SPACING, ColumnOptions()), labels)
+    hu = np.full(labels.shape, 200, np.int16)
+    assert np.array_equal(redraw_posterior_sections(labels.copy(), hu, SPACING, ColumnOptions()), labels)
     damaged = labels.copy()
     damaged[8, 40:46, 18:24] = 0
     off = ColumnOptions(posterior_section_tolerance_mm=0.0)
-    assert np.array_equal(redraw_posterior_sections(damaged.copy(), SPACING, off), damaged)
+    assert np.array_equal(redraw_posterior_sections(damaged.copy(), hu, SPACING, off), damaged)
