@@ -7,9 +7,9 @@ foramen and a tumour through the posterior wall leave a bay in the wall. A body'
 run nearly straight along its own axis (the waist is anterior), so the level's median section, taken along
 that axis, shows where they stand. On each whole section (at least ``_WHOLE_FRACTION`` of the level's largest:
 not the end slices through an endplate), the posterior half is redrawn to it: voxels more than
-``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped, but only towards the corners
-(``_STUB_FROM``), and voxels as far inside it are added, but not soft tissue where the wall check reads the
-wall (``_SOFT_FROM``): redrawn over it, a tumour's bay through the wall was half filled and the breach missed.
+``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped and voxels as far inside it are added,
+only towards the corners (``_CORNER_FROM``), and soft tissue only beyond the wall the wall check reads
+(``_SOFT_FROM``): redrawn across the wall, a tumour's bay through it was half filled and the breach missed.
 
 The axis is followed by the centroid of each section's anterior 60 % (no pedicle there), a robust line
 (Theil-Sen) through the centroids against the slice index. Arrays (z, y, x) on the CT grid; +y is posterior.
@@ -28,9 +28,10 @@ from pvp_plan.segment.column_options import ColumnOptions
 _WHOLE_FRACTION = 0.7
 #: The anterior share of a section's depth that follows the body's axis (the pedicles join behind it).
 _ANTERIOR_SHARE = 0.6
-#: Only this far from the midline (a fraction of the half-width) are voxels dropped: the pedicle stubs stand at the
-#: corners; between them the wall faces the canal, and at 3 mm voxels a wall one voxel off the median is real.
-_STUB_FROM = 0.5
+#: Only this far from the midline (a fraction of the half-width) is the section redrawn: the pedicle stubs and the
+#: notches of the root cut lie at the corners. Between them the wall faces the canal: at 3 mm voxels a wall one
+#: voxel off the median is real, and a tumour's bay there must keep the outline the wall check reads.
+_CORNER_FROM = 0.5
 #: Soft tissue is added only beyond the posterior wall the wall check reads (``measure.wall.LATERAL_FRACTION``):
 #: a tumour through the wall must stay a bay of the outline there, while fat at the corners may be closed over.
 _SOFT_FROM = 0.70
@@ -79,8 +80,8 @@ def _redraw_level(region: np.ndarray, not_soft: np.ndarray, k: int, sp: np.ndarr
     inside = ndimage.distance_transform_edt(median, sampling=sp[1:]) > tol_mm
     cols = np.flatnonzero(median.any(axis=0))
     off_centre = np.abs(np.arange(median.shape[1]) - 0.5 * (cols[0] + cols[-1])) / (0.5 * (cols[-1] - cols[0]))
-    drop = back & outside & (off_centre > _STUB_FROM)[None, :]
-    take = back & inside
+    corners = back & (off_centre > _CORNER_FROM)[None, :]
+    drop, take = corners & outside, corners & inside
     soft_ok = np.broadcast_to((off_centre > _SOFT_FROM)[None, :], median.shape)
     for i, z in enumerate(whole):
         section = region[z]

@@ -1,4 +1,5 @@
-"""The posterior half of each whole section redrawn to the level's median section (pedicle stubs, root notches)."""
+"""The posterior corners of each whole section redrawn to the level's median section (pedicle stubs, root notches);
+the wall between them, a soft-tissue bay and the front left alone."""
 
 from __future__ import annotations
 
@@ -29,16 +30,18 @@ def _tilted_body(nz: int = 14, tilt_voxels_per_slice: float = 0.5):
     return labels, clean
 
 
-def test_stubs_and_notches_behind_are_redrawn_and_the_front_is_left_alone():
+def test_stubs_and_notches_at_the_corners_are_redrawn_and_the_rest_is_left_alone():
     labels, clean = _tilted_body()
     nz = labels.shape[0]
     damaged = labels.copy()
     front_bump = np.zeros_like(clean)
+    foramen = np.zeros_like(clean)
     for z in range(7, 12):  # the pedicle slices, upper half
         cy = int(round(32 - 0.5 * (z - nz / 2)))
         damaged[z, cy + 8:cy + 16, 16:24] = 0  # a pedicle stub behind the left corner
         damaged[z, cy + 4:cy + 11, 55:62] = -1  # a notch bitten into the right corner
-        damaged[z, cy + 8:cy + 11, 36:44] = -1  # the basivertebral foramen
+        damaged[z, cy + 8:cy + 11, 36:44] = -1  # the basivertebral foramen: between the corners, left alone
+        foramen[z, cy + 8:cy + 11, 36:44] = True
         front_bump[z, cy - 20:cy - 16, 38:42] = True  # an anterior osteophyte: in front, not redrawn
     damaged[front_bump] = 0
     other = np.zeros_like(clean)
@@ -55,13 +58,13 @@ def test_stubs_and_notches_behind_are_redrawn_and_the_front_is_left_alone():
 
     body = out == 0
     assert not body[tumour].any()
-    expected = (clean | front_bump) & ~tumour
+    expected = (clean | front_bump) & ~tumour & ~foramen
     # off by at most the tolerance (1 mm, a voxel) plus a voxel for the rounded tilt shift, from the clean outline
     for z in range(1, nz - 1):
         wrong = body[z] ^ expected[z]
         near = ndimage.distance_transform_edt(~expected[z]) + ndimage.distance_transform_edt(expected[z])
         assert (near[wrong] <= 2.0).all() and wrong.sum() <= 30, (z, wrong.sum())
-    assert ((damaged[7:12] == 0) ^ expected[7:12]).sum() > 5 * 100  # the damage was real: ~130 voxels a slice
+    assert ((damaged[7:12] == 0) ^ expected[7:12]).sum() > 5 * 80  # the damage was real: ~95 voxels a slice
     assert (out[other] == 1).all()
     assert np.array_equal(body[[0, nz - 1]], clean[[0, nz - 1]])  # the endplate rims are not whole sections
 
