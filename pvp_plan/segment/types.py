@@ -95,7 +95,7 @@ class Segmentation:
     def __post_init__(self) -> None:
         if self.labels.ndim != 3:
             raise ValueError("labels must be 3-D (z, y, x)")
-        present = set(int(v) for v in np.unique(self.labels)) - {0}
+        present = set(labels_present(self.labels))
         described = {b.label for b in self.bodies}
         if present != described:
             raise ValueError(f"labels present {sorted(present)} differ from bodies described {sorted(described)}")
@@ -153,11 +153,22 @@ class Segmentation:
         return replace(self, centerline_lps_mm=pts)
 
 
+def labels_present(labels: np.ndarray) -> list[int]:
+    """The non-zero labels of a label map, ascending.
+
+    Unsigned maps are read with one ``ndimage.find_objects`` pass (no sort: ``np.unique`` took 0.5-0.8 s on a
+    512 x 512 x 400 map, and a segmentation lists its labels several times).
+    """
+    if labels.dtype.kind == "u":
+        return [k + 1 for k, box in enumerate(ndimage.find_objects(labels)) if box is not None]
+    return [int(v) for v in np.unique(labels) if v != 0]
+
+
 def describe_bodies(
     labels: np.ndarray, ct: CTVolume, *, level_confidence: float = 1.0, segmentation_confidence: float = 1.0
 ) -> tuple[BodyInfo, ...]:
     """One :class:`BodyInfo` per VerSe label in ``labels``, cranial to caudal, with local spine axes."""
-    present = [int(v) for v in np.unique(labels) if v != 0]
+    present = labels_present(labels)
     if not present:
         return ()
     objects = ndimage.find_objects(labels)
