@@ -92,9 +92,9 @@ class ColumnOptions:
         hull of a whole section (hull at least ``defect_full_section_fraction`` of the level's largest,
         section at least ``defect_min_solidity`` of its hull).
     posterior_section_tolerance_mm : float
-        The posterior half of each whole section is redrawn to the level's median section (taken along the
-        body's axis) where it strays more than this outside or inside it: pedicle stubs at the corners, notches
-        cut at the pedicle roots (:mod:`pvp_plan.segment.posterior_sections`). 0 = off.
+        The posterior corners of each whole section are redrawn to the level's median section (taken along
+        the body's axis) where they stray more than this outside or inside it: pedicle stubs, notches cut at
+        the pedicle roots (:mod:`pvp_plan.segment.posterior_sections`). 0 = off.
     vessel_opening_mm : float
         Ball radius (mm) a vessel section must hold (the aorta at the hiatus is ~15-20 mm wide).
     vessel_sd_noise_factor : float

@@ -1,15 +1,15 @@
-"""The posterior half of each body section, redrawn from the level's median section (where the pedicles join).
+"""The posterolateral corners of each body section, redrawn from the level's median section (where the pedicles join).
 
 Slice by slice the segmenter cannot tell where a body ends and its pedicle begins: the in-plane cut that
 detaches the pedicle roots (:func:`pvp_plan.segment.body_mask.detach_pedicle_roots`) leaves a stub of
-pedicle on one slice and bites a notch into the posterolateral corner on the next, and the basivertebral
-foramen and a tumour through the posterior wall leave a bay in the wall. A body's posterior and lateral walls
+pedicle on one slice and bites a notch into the posterolateral corner on the next. A body's posterior and lateral walls
 run nearly straight along its own axis (the waist is anterior), so the level's median section, taken along
 that axis, shows where they stand. On each whole section (at least ``_WHOLE_FRACTION`` of the level's largest:
-not the end slices through an endplate), the posterior half is redrawn to it: voxels more than
-``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped and voxels as far inside it are added,
-only towards the corners (``_CORNER_FROM``), and soft tissue only beyond the wall the wall check reads
-(``_SOFT_FROM``): redrawn across the wall, a tumour's bay through it was half filled and the breach missed.
+not the end slices through an endplate), the corners of its posterior half (``_CORNER_FROM``) are redrawn to
+it: voxels more than ``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped and voxels as far
+inside it are added, soft tissue only beyond the wall the wall check reads (``_SOFT_FROM``). The wall between
+the corners is left as segmented: redrawn across it, a tumour's bay through the wall was half filled and the
+breach missed.
 
 The axis is followed by the centroid of each section's anterior 60 % (no pedicle there), a robust line
 (Theil-Sen) through the centroids against the slice index. Arrays (z, y, x) on the CT grid; +y is posterior.
@@ -40,12 +40,12 @@ _MARGIN_MM = 15.0
 
 
 def redraw_posterior_sections(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
-    """Redraw the posterior half of every whole section of every level to the level's median section.
+    """Redraw the posterior corners of every whole section of every level to the level's median section.
 
     ``labels``: segment index per voxel (-1 = background), ``hu`` and ``spacing_mm`` (z, y, x) of the same
     grid; ``labels`` is changed in place and returned. A voxel of another level is never taken, nor one below
-    ``options.defect_max_hu`` (soft tissue: a tumour through the posterior wall stays a bay of the outline, which
-    the wall check reads, :mod:`pvp_plan.measure.wall`). Off when ``options.posterior_section_tolerance_mm`` is 0.
+    ``options.defect_max_hu`` (soft tissue) within the wall the wall check reads (:mod:`pvp_plan.measure.wall`).
+    Off when ``options.posterior_section_tolerance_mm`` is 0.
     """
     tol = options.posterior_section_tolerance_mm
     if tol <= 0:

@@ -168,10 +168,10 @@ def describe_bodies(
     labels: np.ndarray, ct: CTVolume, *, level_confidence: float = 1.0, segmentation_confidence: float = 1.0
 ) -> tuple[BodyInfo, ...]:
     """One :class:`BodyInfo` per VerSe label in ``labels``, cranial to caudal, with local spine axes."""
-    present = labels_present(labels)
+    objects = ndimage.find_objects(labels)  # one pass gives both the labels present and their boxes
+    present = [k + 1 for k, box in enumerate(objects) if box is not None]
     if not present:
         return ()
-    objects = ndimage.find_objects(labels)
     centroids = {}
     counts = {}
     cut = {}

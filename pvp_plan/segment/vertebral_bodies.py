@@ -12,8 +12,8 @@ Pipeline (each step in its own module):
    name the levels, cross-checked; transitional anatomy is warned about; else a low-confidence guess.
 6. The boundary is redrawn at full CT resolution; :mod:`~pvp_plan.segment.end_slices` moves each level's end
    slices to its endplates (a partial-volume fit along z); lesions open through the cortex are added back;
-   :mod:`~pvp_plan.segment.posterior_sections` redraws the posterior half of each whole section to the level's
-   median section (pedicle stubs and root notches); the labels are written in VerSe numbering.
+   :mod:`~pvp_plan.segment.posterior_sections` redraws the posterior corners of each whole section to the
+   level's median section (pedicle stubs and root notches); the labels are written in VerSe numbering.
 """
 
 from __future__ import annotations
