@@ -17,10 +17,14 @@ from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from pvp_plan.components import largest_component
+from pvp_plan.label_boxes import occupied_box
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
 from pvp_plan.segment.working_grid import IN_SLICE, ball, disk_in_plane, slice_enclosures
+
+#: Erosion (mm) of the vessels to their cores: the watershed's vessel markers, away from the cortical ridge.
+_VESSEL_CORE_MM = 1.5
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
@@ -104,17 +108,42 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
     :func:`detach_pedicle_roots`: the bodies' volumes leave them out, but the sacrum test still
     needs to know what bone the sections were attached to.
     """
+    region, vessels = column_region_and_vessels(hu, spacing_mm, track, core, options)
+    body, roots = np.zeros(hu.shape, bool), np.zeros(hu.shape, bool)
+    found = ndimage.find_objects(region.view(np.uint8))
+    if not found:
+        return body, roots
+    # Every step below stays inside the region (openings, watershed and labelling never leave the mask), so it
+    # runs in the region's box, grown by the reach of the one erosion that reads beyond it (the vessels'): the
+    # same result as on the whole grid (column_mask 4.6 -> 1.1 s on a 512 x 512 x 400 CT).
+    reach = [n // 2 for n in ball(_VESSEL_CORE_MM, spacing_mm).shape]
+    box = grown_box(found[0], reach, hu.shape)
+    body[box], roots[box] = column_in_box(hu[box], spacing_mm, region[box], vessels[box], core[box], t_body, options)
+    return body, roots
+
+
+def column_region_and_vessels(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
+                              options: ColumnOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`column_mask` looks for the bodies (in front of the canal, along the followed stretch) and
+    the contrast-filled vessels to cut off them (those reaching into the bodies' core are bone)."""
     region = column_region(hu.shape, spacing_mm, track, half_width_mm=options.body_half_width_mm,
                            depth_mm=options.body_depth_mm)
     region[: track.z_range[0]] = False
     region[track.z_range[1]:] = False
-    mask = fill_holes_per_slice((hu > t_body) & region)
     vessels = vessel_mask(hu, spacing_mm, options)
     lab, _ = ndimage.label(vessels)
-    vessels &= ~np.isin(lab, np.unique(lab[core & vessels]))  # a "vessel" in the bodies' core is bone
+    vessels &= ~np.isin(lab, np.unique(lab[core & vessels]))
+    return region, vessels
+
+
+def column_in_box(hu: np.ndarray, spacing_mm, region: np.ndarray, vessels: np.ndarray, core: np.ndarray,
+                  t_body: float, options: ColumnOptions) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`column_mask`'s body column and pedicle roots from its inputs (:func:`column_region_and_vessels`),
+    on the whole working grid or on any box of it that holds the region and the structuring elements' reach."""
+    mask = fill_holes_per_slice((hu > t_body) & region)
     if (vessels & mask).any():
         markers = np.zeros(mask.shape, np.int32)
-        markers[ndimage.binary_erosion(vessels, ball(1.5, spacing_mm)) & mask] = 2
+        markers[ndimage.binary_erosion(vessels, ball(_VESSEL_CORE_MM, spacing_mm)) & mask] = 2
         markers[core & mask & (markers == 0)] = 1
         mask &= watershed(hu, markers, mask=mask) == 1
     opened = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
@@ -254,14 +283,8 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
 
 
 def foreground_box(labels: np.ndarray) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the voxels ``>= 0`` (any segment), from cheap projections; None when there are none."""
-    fg = labels >= 0
-    zs = np.flatnonzero(fg.any(axis=(1, 2)))
-    if not zs.size:
-        return None
-    ys = np.flatnonzero(fg[zs[0]:zs[-1] + 1].any(axis=(0, 2)))
-    xs = np.flatnonzero(fg[zs[0]:zs[-1] + 1, ys[0]:ys[-1] + 1].any(axis=(0, 1)))
-    return slice(int(zs[0]), int(zs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+    """Bounding box of the voxels ``>= 0`` (any segment; -1 is background); None when there are none."""
+    return occupied_box(labels, background=-1)
 
 
 def grown_box(box: tuple[slice, ...], margin, shape) -> tuple[slice, ...]:

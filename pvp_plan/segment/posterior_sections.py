@@ -36,7 +36,7 @@ _CORNER_FROM = 0.5
 #: a tumour through the wall must stay a bay of the outline there, while fat at the corners may be closed over.
 _SOFT_FROM = 0.70
 #: In-plane margin (mm) around a level's box: room for the tilt's shift and for the sections to grow.
-_MARGIN_MM = 15.0
+REACH_MM = 15.0
 
 
 def redraw_posterior_sections(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarray:
@@ -51,7 +51,7 @@ def redraw_posterior_sections(labels: np.ndarray, hu: np.ndarray, spacing_mm, op
     if tol <= 0:
         return labels
     sp = np.asarray(spacing_mm, float)
-    margin = (0, int(np.ceil(_MARGIN_MM / sp[1])), int(np.ceil(_MARGIN_MM / sp[2])))
+    margin = (0, int(np.ceil(REACH_MM / sp[1])), int(np.ceil(REACH_MM / sp[2])))
     for k, box in enumerate(segment_boxes(labels)):
         if box is None:
             continue

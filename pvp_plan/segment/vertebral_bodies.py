@@ -31,9 +31,9 @@ from pvp_plan.segment import body_mask, end_slices, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes, find_disc_slices
-from pvp_plan.segment.posterior_sections import redraw_posterior_sections
+from pvp_plan.segment.posterior_sections import REACH_MM, redraw_posterior_sections
 from pvp_plan.segment.types import Segmentation
-from pvp_plan.segment.working_grid import make_working_grid, to_full_grid
+from pvp_plan.segment.working_grid import in_plane_box_on_ct_grid, make_working_grid, to_full_grid
 
 logger = logging.getLogger(__name__)
 
@@ -129,17 +129,23 @@ def segment_vertebral_bodies(
     named = naming.name_from_anchors(sacrum_below=bool(sacral), lowest_rib_index=rib_index)
     open_ended = _open_ended(slices, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
+    # the full-resolution steps read at most end_noise_margin_mm (noise beside the column) or REACH_MM (the
+    # posterior redraw) around the bodies, which grow by at most one working voxel: they run on that box only
+    margin_mm = max(opts.end_noise_margin_mm, REACH_MM)
+    boxes = in_plane_box_on_ct_grid(seg, grid.factors, ct.shape, margin=int(np.ceil(margin_mm / min(sp[1:]))) + 2)
+    if boxes is None:
+        raise SegmentationError("no vertebral body left in front of the spinal canal after trimming its edges")
+    work_box, ct_box = boxes
+    hu_box = ct.hu[ct_box]
+    full = to_full_grid(seg[work_box], grid.factors, hu_box.shape, fill=-1)
     if grid.factors != (1, 1, 1):
-        full = body_mask.refine_on_ct_grid(to_full_grid(seg, grid.factors, ct.shape, fill=-1), ct.hu,
-                                           ct.spacing_mm, grid.factors, t_body, opts.soft_tissue_hu,
+        full = body_mask.refine_on_ct_grid(full, hu_box, ct.spacing_mm, grid.factors, t_body, opts.soft_tissue_hu,
                                            opts.edge_ridge_mm, opts.edge_fraction)
-    else:
-        full = seg
-    full = end_slices.refit_end_slices(full, ct.hu, ct.spacing_mm, opts,
+    full = end_slices.refit_end_slices(full, hu_box, ct.spacing_mm, opts,
                                        slice_thickness_mm=ct.series.slice_thickness_mm)
-    full = body_mask.fill_cortical_defects(full, ct.hu, ct.spacing_mm, opts)
-    full = redraw_posterior_sections(full, ct.hu, ct.spacing_mm, opts)
-    result = _named(full, ct, bodies, open_ended, named)
+    full = body_mask.fill_cortical_defects(full, hu_box, ct.spacing_mm, opts)
+    full = redraw_posterior_sections(full, hu_box, ct.spacing_mm, opts)
+    result = _named(full, ct_box, ct, bodies, open_ended, named)
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)
     report("done", 1.0)
@@ -162,13 +168,15 @@ def _open_ended(slices: dict[int, np.ndarray], bodies: list[int], *, n_planes: i
     return out
 
 
-def _named(full: np.ndarray, ct: CTVolume, bodies: list[int], open_ended: set[int],
+def _named(segments: np.ndarray, box: tuple[slice, ...], ct: CTVolume, bodies: list[int], open_ended: set[int],
            named: naming.Naming) -> Segmentation:
+    """The VerSe-labelled segmentation on ``ct``'s grid from the segment indices found inside ``box`` of it."""
     names = naming.names_upward(len(bodies), named.lowest)
-    lut = np.zeros(int(full.max()) + 2, np.uint8)  # segment k -> VerSe label; index 0 is background (-1)
+    lut = np.zeros(int(segments.max()) + 2, np.uint8)  # segment k -> VerSe label; index 0 is background (-1)
     for k, level in zip(bodies, names):
         lut[k + 1] = level.label
-    labels = lut[full + 1]
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[box] = lut[segments + 1]
     seg = Segmentation.from_label_map(labels, ct, method=METHOD, level_confidence=named.confidence,
                                       warnings=named.warnings)
     label_of = {k: level.label for k, level in zip(bodies, names)}

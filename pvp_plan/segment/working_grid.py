@@ -79,6 +79,27 @@ def to_full_grid(labels: np.ndarray, factors: tuple[int, int, int], shape: tuple
     return out
 
 
+def in_plane_box_on_ct_grid(labels: np.ndarray, factors: tuple[int, int, int], shape: tuple[int, int, int],
+                            margin: int) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """The in-plane bounding box of the segments (``labels >= 0``) grown by ``margin`` working voxels, on both grids.
+
+    Returns ``(work_box, ct_box)``: every slice in z, and in y and x the box on the working grid and the CT
+    voxels its blocks cover (to the CT's edge where the box reaches the working grid's, so the tail a block
+    average dropped is inside), so that ``to_full_grid(labels[work_box], factors, ct_shape_of_box)`` is the
+    CT-grid labels inside ``ct_box``. None when there is no segment.
+    """
+    fg = labels >= 0
+    work, ct = [slice(0, labels.shape[0])], [slice(0, shape[0])]
+    for axis, other in ((1, (0, 2)), (2, (0, 1))):
+        idx = np.flatnonzero(fg.any(axis=other))
+        if not idx.size:
+            return None
+        lo, hi = max(0, int(idx[0]) - margin), min(labels.shape[axis], int(idx[-1]) + 1 + margin)
+        work.append(slice(lo, hi))
+        ct.append(slice(lo * factors[axis], shape[axis] if hi == labels.shape[axis] else hi * factors[axis]))
+    return tuple(work), tuple(ct)
+
+
 def ball(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray:
     """A boolean ball of ``radius_mm`` on an anisotropic grid (at least one voxel in each direction)."""
     r = [max(1, int(round(radius_mm / s))) for s in spacing_mm]

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from pvp_plan.io import load_ct
 from pvp_plan.segment.body_mask import (
+    column_in_box,
+    column_mask,
+    column_region_and_vessels,
     cortical_edge_hu,
     detach_pedicle_roots,
     fill_cortical_defects,
     peel_halo,
     restore_endplate_caps,
 )
-from pvp_plan.segment.canal import CanalTrack
+from pvp_plan.segment.canal import CanalTrack, core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes
+from pvp_plan.segment.working_grid import in_plane_box_on_ct_grid, make_working_grid, to_full_grid
+from tests.conftest import shared_path
 
 
 def _track(nz: int, centre_x: np.ndarray, wall_y: np.ndarray) -> CanalTrack:
@@ -113,3 +120,46 @@ def test_a_lesion_open_through_the_cortex_is_added_but_not_a_shallow_dent_the_po
     assert (mid[disc & dent] < 0).all() and (mid[disc & notch] < 0).all()
     assert (out[9] == labels[9]).all()  # the endplate rim is not filled
     assert not ((out >= 0) & ~(labels >= 0) & (hu >= opts.defect_max_hu)).any()
+
+
+@pytest.mark.parametrize("factors, shape", [((2, 2, 2), (20, 41, 37)), ((1, 3, 3), (7, 30, 31)), ((1, 1, 1), (5, 9, 8))])
+def test_labels_repeated_in_the_in_plane_box_equal_the_whole_grid_cut_to_it(factors, shape):
+    # the full-resolution steps run inside this box: it must hold every CT voxel the segments repeat onto,
+    # the tail a block average dropped included
+    rng = np.random.default_rng(1)
+    work_shape = tuple(s // f for s, f in zip(shape, factors))
+    seg = np.full(work_shape, -1, np.int16)
+    seg[1:3, work_shape[1] - 3:, 2:4] = 0  # reaches the working grid's edge in y
+    seg[0, 2, 1] = 1
+    seg[rng.random(work_shape) < 0.01] = 2
+    whole = to_full_grid(seg, factors, shape, fill=-1)
+    for margin in (0, 1, 3):
+        work_box, ct_box = in_plane_box_on_ct_grid(seg, factors, shape, margin)
+        inside = to_full_grid(seg[work_box], factors, whole[ct_box].shape, fill=-1)
+        np.testing.assert_array_equal(inside, whole[ct_box])
+        outside = whole.copy()
+        outside[ct_box] = -1
+        assert not (outside >= 0).any()
+    assert in_plane_box_on_ct_grid(np.full(work_shape, -1, np.int16), factors, shape, 1) is None
+
+
+@pytest.mark.parametrize("case", ["sample", "chest"])
+def test_the_column_found_in_the_region_box_equals_the_column_found_on_the_whole_grid(case):
+    # column_mask runs its openings, watershed and labelling in the region's box: same answer as on the whole
+    # grid (the chest CT has contrast-filled vessels inside the column region)
+    from pvp_plan.sample_data.sample import load_sample
+
+    load = {"sample": lambda: load_sample().ct,
+            "chest": lambda: load_ct(shared_path("thorax_1p5mm", "ct.nii.gz"))}[case]
+    opts = ColumnOptions()
+    ct = load()
+    grid = make_working_grid(ct.hu, ct.spacing_mm, target_mm=opts.work_spacing_mm, smooth_mm=opts.smooth_mm)
+    track = track_canal(grid.hu, grid.spacing_mm, opts)
+    core = core_region(grid.hu.shape, grid.spacing_mm, track)
+    region, vessels = column_region_and_vessels(grid.hu, grid.spacing_mm, track, core, opts)
+    for t_body in (100.0, 200.0):
+        boxed = column_mask(grid.hu, grid.spacing_mm, track, core, t_body, opts)
+        whole = column_in_box(grid.hu, grid.spacing_mm, region, vessels, core, t_body, opts)
+        assert boxed[0].sum() > 500  # bodies found
+        for a, b in zip(boxed, whole):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,37 @@
+"""Bounding boxes of label maps, read from max projections (a fraction of a full pass of ``find_objects``).
+
+The spine fills a small box of a 512 x 512 CT: the per-label searches of segmentation and measurement run
+inside :func:`occupied_box`. Arrays of any integer dtype, (z, y, x) or any 3-D order; voxel indices, no spacing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+
+def occupied_box(labels: np.ndarray, background: int = 0) -> tuple[slice, slice, slice] | None:
+    """The bounding box of the voxels above ``background``, the smallest value the map holds (0 for
+    VerSe maps, -1 for the segmenter's segment indices); None when there are none.
+
+    Two max projections (over the first axis, then over the box's other two) instead of a boolean copy of
+    the whole map: ~15 ms on a 512 x 512 x 400 uint8 map against ~0.4 s for ``ndimage.find_objects``.
+    """
+    plane = labels.max(axis=0) > background
+    if not plane.any():
+        return None
+    ys = np.flatnonzero(plane.any(axis=1))
+    xs = np.flatnonzero(plane.any(axis=0))
+    rows, cols = slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+    zs = np.flatnonzero(labels[:, rows, cols].max(axis=(1, 2)) > background)
+    return slice(int(zs[0]), int(zs[-1]) + 1), rows, cols
+
+
+def label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
+    """``ndimage.find_objects(labels)`` (item ``k`` for label ``k + 1``, in ``labels``' coordinates) for a
+    map of non-negative integers, searched inside :func:`occupied_box` only."""
+    box = occupied_box(labels)
+    if box is None:
+        return []
+    return [None if found is None else tuple(slice(f.start + b.start, f.stop + b.start) for f, b in zip(found, box))
+            for found in ndimage.find_objects(labels[box])]
