@@ -46,6 +46,19 @@ def phantom():
     return generate_phantom(seed=0, fov_mm=PHANTOM_TEST_FOV_MM)
 
 
+#: Seed and (z, y, x) spacing (mm) of the fine phantom: thin slices, where the pedicles fill most body sections.
+FINE_PHANTOM = (2, (1.0, 0.6, 0.6))
+
+
+@pytest.fixture(scope="session")
+def fine_phantom():
+    """The phantom at 1 x 0.6 x 0.6 mm, seed 2 (``FINE_PHANTOM``), full field of view, generated once per session."""
+    from pvp_plan.sample_data import generate_phantom
+
+    seed, spacing = FINE_PHANTOM
+    return generate_phantom(seed=seed, spacing_mm=spacing)
+
+
 @pytest.fixture(scope="session")
 def phantom_truth(phantom) -> dict:
     """The ground-truth dict of the ``phantom`` fixture (JSON-serialisable)."""

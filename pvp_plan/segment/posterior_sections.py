@@ -9,7 +9,10 @@ not the end slices through an endplate), the corners of its posterior half (``_C
 it: voxels more than ``ColumnOptions.posterior_section_tolerance_mm`` outside it are dropped and voxels as far
 inside it are added, soft tissue only beyond the wall the wall check reads (``_SOFT_FROM``). The wall between
 the corners is left as segmented: redrawn across it, a tumour's bay through the wall was half filled and the
-breach missed.
+breach missed. Where the pedicles are taller than half the body (thin slices), their roots are in most whole
+sections and so in the median: its corners are cut at the posterior wall's line first. The fillet between a
+rounded corner and its pedicle, in front of that line, stays (on the 1 x 0.6 x 0.6 mm phantom, lumbar volumes
++1 to +3 %).
 
 The axis is followed by the centroid of each section's anterior 60 % (no pedicle there), a robust line
 (Theil-Sen) through the centroids against the slice index. Arrays (z, y, x) on the CT grid; +y is posterior.
@@ -21,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.stats import theilslopes
 
+from pvp_plan.components import largest_component
 from pvp_plan.segment.body_mask import grown_box, segment_boxes
 from pvp_plan.segment.column_options import ColumnOptions
 
@@ -35,6 +39,8 @@ _CORNER_FROM = 0.5
 #: Soft tissue is added only beyond the posterior wall the wall check reads (``measure.wall.LATERAL_FRACTION``):
 #: a tumour through the wall must stay a bay of the outline there, while fat at the corners may be closed over.
 _SOFT_FROM = 0.70
+#: Percentile of the posterior ends of the columns between the corners taken as the posterior wall's line.
+_WALL_LINE_PERCENTILE = 75
 #: In-plane margin (mm) around a level's box: room for the tilt's shift and for the sections to grow.
 REACH_MM = 15.0
 
@@ -69,24 +75,42 @@ def _redraw_level(region: np.ndarray, not_soft: np.ndarray, k: int, sp: np.ndarr
     if len(whole) < 3:
         return
     shifts = _axis_shifts(body, whole)
-    median = ndimage.binary_fill_holes(
-        np.mean([_shifted(body[z], -shifts[i]) for i, z in enumerate(whole)], axis=0) >= 0.5)
+    median = largest_component(ndimage.binary_fill_holes(
+        np.mean([_shifted(body[z], -shifts[i]) for i, z in enumerate(whole)], axis=0) >= 0.5))
     rows = np.flatnonzero(median.any(axis=1))
     if not rows.size:
         return
     back = np.zeros_like(median)
     back[int(np.ceil((rows[0] + rows[-1]) / 2)):] = True  # the posterior half, behind the median section's middle
-    outside = ndimage.distance_transform_edt(~median, sampling=sp[1:]) > tol_mm
-    inside = ndimage.distance_transform_edt(median, sampling=sp[1:]) > tol_mm
     cols = np.flatnonzero(median.any(axis=0))
     off_centre = np.abs(np.arange(median.shape[1]) - 0.5 * (cols[0] + cols[-1])) / (0.5 * (cols[-1] - cols[0]))
-    corners = back & (off_centre > _CORNER_FROM)[None, :]
+    corner_cols = off_centre > _CORNER_FROM
+    _cut_behind_the_wall_line(median, corner_cols)
+    outside = ndimage.distance_transform_edt(~median, sampling=sp[1:]) > tol_mm
+    inside = ndimage.distance_transform_edt(median, sampling=sp[1:]) > tol_mm
+    corners = back & corner_cols[None, :]
     drop, take = corners & outside, corners & inside
     soft_ok = np.broadcast_to((off_centre > _SOFT_FROM)[None, :], median.shape)
     for i, z in enumerate(whole):
         section = region[z]
         section[_shifted(drop, shifts[i]) & (section == k)] = -1
         section[_shifted(take, shifts[i]) & (section < 0) & (not_soft[z] | _shifted(soft_ok, shifts[i]))] = k
+
+
+def _cut_behind_the_wall_line(median: np.ndarray, corner_cols: np.ndarray) -> None:
+    """Drop from the median section (in place) what its corners hold behind the posterior wall's line.
+
+    Where the pedicles are taller than half the body (thin slices), their roots are in most whole sections and
+    so in the median: behind the posterior wall's line a corner holds pedicle, not body. The line is the
+    ``_WALL_LINE_PERCENTILE`` of the section's posterior end over the columns between the corners: the notch of
+    the basivertebral foramen (in front of the line) and the pedicles' medial roots beside the canal (behind it)
+    each take a minority of those columns.
+    """
+    between = median[:, ~corner_cols]
+    ends = [np.flatnonzero(c)[-1] for c in between.T if c.any()]
+    if not ends:
+        return
+    median[int(np.percentile(ends, _WALL_LINE_PERCENTILE)) + 1:, corner_cols] = False
 
 
 def _axis_shifts(body: np.ndarray, whole: np.ndarray) -> np.ndarray:

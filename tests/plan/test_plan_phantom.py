@@ -241,17 +241,16 @@ def test_end_to_end_lytic_level_is_flagged(phantom_auto_plan):
 
 
 @pytest.mark.parametrize(("phantom", "root_mm"), [("sample", 7.0), ("sample", 9.0), ("seed 2, 1 x 0.6 x 0.6 mm", 8.0)])
-def test_breach_is_flagged_whatever_the_pedicle_root_cut_and_grid(phantom, root_mm):
+def test_breach_is_flagged_whatever_the_pedicle_root_cut_and_grid(phantom, root_mm, fine_phantom):
     """The L2 breach is found with the automatic segmentation when the in-plane pedicle-root cut (default 8 mm) is
     a millimetre smaller or larger, and on a fine grid. A redraw of the posterior sections across the wall (not
     only at the corners) half filled the tumour's bay, the outline no longer recessed, and the breach was missed:
     on the sample at 7, 7.5, 8.5 and 9 mm (found at 8 only), on seed 2 at 8 mm."""
-    from pvp_plan.sample_data import generate_phantom
     from pvp_plan.sample_data.sample import load_sample
     from pvp_plan.segment import segment_vertebral_bodies
     from pvp_plan.segment.column_options import ColumnOptions
 
-    ct = load_sample().ct if phantom == "sample" else generate_phantom(seed=2, spacing_mm=(1.0, 0.6, 0.6)).ct
+    ct = load_sample().ct if phantom == "sample" else fine_phantom.ct
     seg = segment_vertebral_bodies(ct, options=ColumnOptions(pedicle_root_mm=root_mm))
     plan = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=False))
     assert _has(plan.level("L2"), FLAG_OF["posterior_wall_breach"])

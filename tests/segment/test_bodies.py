@@ -180,12 +180,23 @@ def test_phantom_end_slices_follow_the_endplates(phantom_segmented):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: per-body Dice >= 0.95 on the phantom "
-                                       "(2026-11-21, session 7: at 2 x 0.8 x 0.8 mm T11 0.944, T12 and L1 0.949, "
-                                       "T10 (read as cut by the field of view) 0.918, the rest 0.954-0.973; "
-                                       "0.88-0.96 at 3 x 1 x 1 mm)")
+                                       "(2026-11-21, session 8: at 2 x 0.8 x 0.8 mm T11 0.947, T12 0.949, "
+                                       "T10 (read as cut by the field of view) 0.918, the rest 0.950-0.973; "
+                                       "0.885-0.964 at 3 x 1 x 1 mm; met at 1 x 0.6 x 0.6 mm, "
+                                       "test_phantom_target_dice_on_thin_slices)")
 def test_phantom_target_dice(phantom_segmented):
     ph, seg = phantom_segmented
     assert all(dice(seg.labels == b.label, ph.body_labels == b.label) >= 0.95 for b in seg.bodies)
+
+
+def test_phantom_target_dice_on_thin_slices(fine_phantom):
+    """Issue 3's Dice target (>= 0.95 per body) holds at 1 x 0.6 x 0.6 mm (session 8: 0.960-0.982, after the
+    corners of the median posterior section were cut at the wall line: the pedicle roots fill most thin sections,
+    and T10-T12 had read 0.948-0.970)."""
+    seg = segment_vertebral_bodies(fine_phantom.ct)
+    assert [b.level.value for b in seg.bodies] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    scores = {b.level.value: dice(seg.labels == b.label, fine_phantom.body_labels == b.label) for b in seg.bodies}
+    assert min(scores.values()) >= 0.95, scores
 
 
 def test_phantom_volumes_within_10_percent(phantom_segmented):
@@ -202,8 +213,8 @@ def test_phantom_volumes_within_10_percent(phantom_segmented):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: volume error <= 3% on the phantom "
-                                       "(2026-11-21, session 7: -3.1 to +1.9 % at 2 x 0.8 x 0.8 mm, T10 (read "
-                                       "as cut by the field of view) -4.6 %; -7.1 to +2.0 % at 3 x 1 x 1 mm)")
+                                       "(2026-11-21, session 8: -3.4 to +1.9 % at 2 x 0.8 x 0.8 mm, T10 (read "
+                                       "as cut by the field of view) -4.8 %; -7.3 to +1.8 % at 3 x 1 x 1 mm)")
 def test_phantom_target_volume(phantom_segmented):
     ph, seg = phantom_segmented
     for b in seg.bodies:
@@ -303,8 +314,8 @@ def test_abdomen_resampled_to_1p5mm_keeps_its_names(abdomen):
     assert all(b.level_confidence == naming.CONFIDENCE_SACRUM_AND_RIBS for b in fine_seg.bodies)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.847 (>= 0.85 wanted; 2026-11-21, session "
-                                       "7). Redrawing the whole posterior half (the basivertebral foramen filled) "
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.849 (>= 0.85 wanted; 2026-11-21, session "
+                                       "8, 0.847 in session 7). Redrawing the whole posterior half (the basivertebral foramen filled) "
                                        "reached 0.851-0.856, but it half-closed a tumour's bay through the posterior "
                                        "wall and the wall check then missed the phantom's L2 breach (tests/plan): "
                                        "only the corners are redrawn")

@@ -77,3 +77,35 @@ def test_clean_bodies_are_unchanged_and_zero_tolerance_is_off():
     damaged[8, 40:46, 18:24] = 0
     off = ColumnOptions(posterior_section_tolerance_mm=0.0)
     assert np.array_equal(redraw_posterior_sections(damaged.copy(), hu, SPACING, off), damaged)
+
+
+def test_pedicle_roots_in_most_sections_are_cut_at_the_posterior_wall_line():
+    # thin slices through a small body: the pedicle roots stand behind both corners in 8 of the 12 whole
+    # sections, so the median section holds them too; behind the wall line they are pedicle, not body.
+    # Their medial edges reach between the corners (beside the canal): the wall line must not follow them
+    labels, clean = _tilted_body()
+    nz = labels.shape[0]
+    damaged = labels.copy()
+    roots = np.zeros_like(clean)
+    for z in range(3, 11):
+        cy = int(round(32 - 0.5 * (z - nz / 2)))
+        roots[z, cy + 8:cy + 18, 16:31] = True  # left root, from the corner to beside the canal
+        roots[z, cy + 8:cy + 18, 50:64] = True  # right root
+    damaged[roots & ~clean] = 0
+    hu = np.full(clean.shape, 200, np.int16)
+
+    out = redraw_posterior_sections(damaged.copy(), hu, SPACING, ColumnOptions())
+
+    behind_line = np.zeros_like(clean)  # more than the tolerance (a voxel) plus a voxel of tilt shift behind it
+    for z in range(3, 11):
+        cy = int(round(32 - 0.5 * (z - nz / 2)))
+        behind_line[z, cy + 10 + 3:] = True
+    assert (roots & behind_line).sum() > 8 * 2 * 50  # the roots were there: 110 voxels a slice behind the line
+    corners = np.zeros_like(clean)
+    # beyond half the half-width (22 voxels) from the midline (x = 40), and the tolerance (a voxel) plus a voxel more
+    corners[..., :27] = corners[..., 54:] = True
+    # at the corners nothing is left behind the line; between them the wall is left as segmented (the wall check
+    # reads it), roots beside the canal included
+    assert not ((out == 0) & behind_line & corners).any()
+    assert ((out == 0) & clean).sum() >= 0.99 * clean[1:-1].sum()  # the body itself kept
+    # (the fillet between a rounded corner and its root, in front of the line, stays: see the module's docstring)
