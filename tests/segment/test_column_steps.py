@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from pvp_plan.io import load_ct
 from pvp_plan.segment.body_mask import (
@@ -19,7 +20,12 @@ from pvp_plan.segment.body_mask import (
 from pvp_plan.segment.canal import CanalTrack, core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes
-from pvp_plan.segment.working_grid import in_plane_box_on_ct_grid, make_working_grid, to_full_grid
+from pvp_plan.segment.working_grid import (
+    disk_in_plane,
+    in_plane_box_on_ct_grid,
+    make_working_grid,
+    to_full_grid,
+)
 from tests.conftest import shared_path
 
 
@@ -163,3 +169,22 @@ def test_the_column_found_in_the_region_box_equals_the_column_found_on_the_whole
         assert boxed[0].sum() > 500  # bodies found
         for a, b in zip(boxed, whole):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("spacing", [(1.5, 1.6, 1.6), (3.0, 3.0, 3.0), (1.2, 1.2, 1.2)])
+def test_the_root_cut_gives_back_a_ring_of_at_least_a_voxel_and_detaches_the_pedicle(spacing):
+    # a square body section (sharp corners, which the 8 mm root-cut disk rounds) with a pedicle-wide bar behind
+    # it. On a working grid coarser than root_regrow_mm (1.6 mm for a 0.8 mm CT, 3 mm CT) the ring given back
+    # used to hold only the disk's centre: nothing was given back and the corners stayed rounded
+    side, bar = int(round(36 / spacing[1])), max(2, int(round(5 / spacing[1])))
+    mask = np.zeros((1, side + 30, side + 10), bool)
+    mask[0, 5:5 + side, 5:5 + side] = True
+    mask[0, 5 + side:5 + side + 15, 5:5 + bar] = True  # the pedicle, at the left corner
+    opts = ColumnOptions()
+    opened = ndimage.binary_opening(mask, disk_in_plane(opts.pedicle_root_mm, spacing))
+    cross = ndimage.generate_binary_structure(3, 1)
+    cross[0] = cross[2] = False
+    ring = mask & ndimage.binary_dilation(opened, cross) & ~opened  # the voxels next to the opened section
+    out = detach_pedicle_roots(mask, spacing, opts)
+    assert ring.sum() >= 4 and out[ring].all()
+    assert not out[0, 5 + side + 3:, :].any()  # the pedicle beyond the ring is cut off
