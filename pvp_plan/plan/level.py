@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-import numpy as np
-
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import Level
 from pvp_plan.measure.density import trabecular_density
@@ -31,15 +29,6 @@ logger = logging.getLogger(__name__)
 CROP_MARGIN_MM = 12.0
 
 
-def crop_box(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float = CROP_MARGIN_MM
-             ) -> tuple[slice, slice, slice]:
-    """Bounding box of ``mask`` grown by ``margin_mm`` (clipped to the array)."""
-    idx = np.argwhere(mask)
-    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    pad = np.ceil(margin_mm / np.asarray(spacing_mm)).astype(int)
-    return tuple(slice(max(int(a - p), 0), min(int(b + p), n)) for a, b, p, n in zip(lo, hi, pad, mask.shape, strict=True))
-
-
 def _shift(loc: tuple[float, float, float] | None, box: tuple[slice, ...]) -> tuple[float, float, float] | None:
     return None if loc is None else tuple(float(v + s.start) for v, s in zip(loc, box, strict=True))
 
@@ -49,9 +38,8 @@ def measure_heights(segmentation: Segmentation, level: Level) -> tuple[BodyHeigh
     body = segmentation.body(level)
     if body.cut_by_fov:
         return None
-    full = segmentation.labels == body.label
-    box = crop_box(full, spacing_mm=segmentation.spacing_mm)
-    mask = full[box]
+    box = segmentation.body_box(level, margin_mm=CROP_MARGIN_MM)
+    mask = segmentation.labels[box] == body.label
     frame = body_frame(mask, spacing_mm=segmentation.spacing_mm, axis_lps=body.axis_lps)
     return body_heights(mask, spacing_mm=segmentation.spacing_mm, frame=frame), frame
 
@@ -79,9 +67,8 @@ def assess_level(ct: CTVolume, segmentation: Segmentation, level: Level | str, *
     level = Level.parse(str(getattr(level, "value", level)))
     body = segmentation.body(level)
     reason = not_plannable_reason(body, voxel_volume_ml=ct.voxel_volume_ml)
-    full = segmentation.labels == body.label
-    box = crop_box(full, spacing_mm=ct.spacing_mm)
-    mask, hu, sp = full[box], ct.hu[box], ct.spacing_mm
+    box = segmentation.body_box(level, margin_mm=CROP_MARGIN_MM)
+    mask, hu, sp = segmentation.labels[box] == body.label, ct.hu[box], ct.spacing_mm
     frame = body_frame(mask, spacing_mm=sp, axis_lps=body.axis_lps)
     td = trabecular_density(hu, mask, spacing_mm=sp, margin_mm=thresholds.cortex_margin_mm,
                             low_hu=thresholds.lytic_hu, high_hu=thresholds.sclerotic_hu,

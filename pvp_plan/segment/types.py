@@ -112,6 +112,16 @@ class Segmentation:
         """Boolean (z, y, x) mask of one body."""
         return self.labels == self.body(level).label
 
+    def body_box(self, level: Level | str | int, *, margin_mm: float = 0.0) -> tuple[slice, slice, slice]:
+        """Bounding box (z, y, x slices of the grid) of one body grown by ``margin_mm`` (mm) on every side, clipped
+        to the grid. Read from the label map's boxes (:func:`pvp_plan.label_boxes.label_boxes`), without a
+        full-size mask: a 512 x 512 x 400 map took ~0.3 s per body with ``np.argwhere``."""
+        label = self.body(level).label
+        tight = label_boxes(self.labels)[label - 1]
+        pad = np.ceil(margin_mm / np.asarray(self.spacing_mm, float)).astype(int)
+        return tuple(slice(max(s.start - int(p), 0), min(s.stop + int(p), n))
+                     for s, p, n in zip(tight, pad, self.labels.shape, strict=True))
+
     @property
     def levels(self) -> tuple[Level, ...]:
         return tuple(b.level for b in self.bodies)

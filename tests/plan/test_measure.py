@@ -6,14 +6,24 @@ import numpy as np
 import pytest
 
 from pvp_plan.measure import body_frame, body_heights, posterior_third_stop_ml, volume_estimate
-from pvp_plan.plan.level import crop_box
+from pvp_plan.plan.level import CROP_MARGIN_MM
 from tests.plan.conftest import HEIGHT, SPACING, make_spine
 
 
 def _body(seg, level):
-    full = seg.mask(level)
-    box = crop_box(full, spacing_mm=SPACING)
-    return full[box], box
+    box = seg.body_box(level, margin_mm=CROP_MARGIN_MM)
+    return seg.labels[box] == seg.body(level).label, box
+
+
+@pytest.mark.parametrize("margin_mm", [0.0, CROP_MARGIN_MM, 1000.0])
+def test_body_box_is_the_bounding_box_of_the_body_grown_by_the_margin(normal_spine, margin_mm):
+    _, seg = normal_spine
+    for b in seg.bodies:
+        idx = np.argwhere(seg.mask(b.level))
+        pad = np.ceil(margin_mm / np.asarray(SPACING)).astype(int)
+        lo = np.maximum(idx.min(axis=0) - pad, 0)
+        hi = np.minimum(idx.max(axis=0) + 1 + pad, seg.labels.shape)
+        assert seg.body_box(b.level, margin_mm=margin_mm) == tuple(slice(a, c) for a, c in zip(lo, hi))
 
 
 def test_volume_and_one_voxel_band(normal_spine):

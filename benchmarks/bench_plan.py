@@ -1,0 +1,38 @@
+"""Time of the whole plan (segmentation, measurements, rules, needle paths) on a 512 x 512 x 400 CT.
+
+Run: ``.venv/bin/python benchmarks/bench_plan.py`` (needs ../shared/data). The CT is the real abdomen resampled to
+1 x 0.8 x 0.8 mm and padded to 512 x 512 x 400 (as in ``bench_segment.py``). Prints seconds for the whole plan and
+for the segmentation alone, and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+from bench_segment import DATA, padded, resampled
+
+from pvp_plan.io import load_ct
+from pvp_plan.pipeline import PlanOptions, plan_case
+from pvp_plan.segment import segment_vertebral_bodies
+
+
+def main() -> None:
+    if not DATA.exists():
+        sys.exit(f"shared data not found: {DATA}")
+    ct = padded(resampled(load_ct(DATA), (1.0, 0.8, 0.8)), (400, 512, 512))
+    t = time.perf_counter()
+    seg = segment_vertebral_bodies(ct)
+    t_seg = time.perf_counter() - t
+    for needles in (False, True):
+        t = time.perf_counter()
+        plan = plan_case(ct, segmentation=seg, options=PlanOptions(plan_needles=needles))
+        dt = time.perf_counter() - t
+        print(f"plan of {ct.shape} at {ct.spacing_mm} mm, {len(plan.levels)} levels, needle paths {needles}: "
+              f"{dt:.1f} s after a {t_seg:.1f} s segmentation", flush=True)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
