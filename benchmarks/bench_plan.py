@@ -1,8 +1,8 @@
-"""Time of the whole plan (segmentation, measurements, rules, needle paths) on a 512 x 512 x 400 CT.
+"""Time of a plan (measurements and rules, then with needle paths) on a 512 x 512 x 400 CT, after its segmentation.
 
 Run: ``.venv/bin/python benchmarks/bench_plan.py`` (needs ../shared/data). The CT is the real abdomen resampled to
-1 x 0.8 x 0.8 mm and padded to 512 x 512 x 400 (as in ``bench_segment.py``). Prints seconds for the whole plan and
-for the segmentation alone, and the peak RSS.
+1 x 0.8 x 0.8 mm and padded to 512 x 512 x 400 (as in ``bench_segment.py``). Prints seconds for the segmentation, for
+the plan without and with the needle paths (given that segmentation), and the peak RSS.
 """
 
 from __future__ import annotations

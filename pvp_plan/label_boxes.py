@@ -27,6 +27,12 @@ def occupied_box(labels: np.ndarray, background: int = 0) -> tuple[slice, slice,
     return slice(int(zs[0]), int(zs[-1]) + 1), rows, cols
 
 
+def grown_box(box: tuple[slice, ...], margin, shape) -> tuple[slice, ...]:
+    """``box`` (slices with explicit starts and stops) grown by ``margin`` voxels per axis, clipped to ``shape``."""
+    return tuple(slice(max(0, s.start - int(m)), min(n, s.stop + int(m)))
+                 for s, m, n in zip(box, margin, shape, strict=True))
+
+
 def label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
     """``ndimage.find_objects(labels)`` (item ``k`` for label ``k + 1``, in ``labels``' coordinates) for a
     map of non-negative integers, searched inside :func:`occupied_box` only."""

@@ -17,7 +17,7 @@ from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from pvp_plan.components import largest_component
-from pvp_plan.label_boxes import occupied_box
+from pvp_plan.label_boxes import grown_box, occupied_box
 from pvp_plan.segment.canal import CanalTrack, column_region
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import DiscPlane
@@ -292,11 +292,6 @@ def peel_halo(seg: np.ndarray, hu: np.ndarray, t_edge: float, soft_tissue_hu: fl
 def foreground_box(labels: np.ndarray) -> tuple[slice, slice, slice] | None:
     """Bounding box of the voxels ``>= 0`` (any segment; -1 is background); None when there are none."""
     return occupied_box(labels, background=-1)
-
-
-def grown_box(box: tuple[slice, ...], margin, shape) -> tuple[slice, ...]:
-    """``box`` (slices with explicit starts and stops) grown by ``margin`` voxels per axis, clipped to ``shape``."""
-    return tuple(slice(max(0, s.start - m), min(n, s.stop + m)) for s, m, n in zip(box, margin, shape, strict=True))
 
 
 def segment_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:

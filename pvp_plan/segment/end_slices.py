@@ -31,7 +31,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import ndtr
 
-from pvp_plan.segment.body_mask import foreground_box, grown_box, segment_boxes
+from pvp_plan.label_boxes import grown_box
+from pvp_plan.segment.body_mask import foreground_box, segment_boxes
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.working_grid import disk_in_plane
 

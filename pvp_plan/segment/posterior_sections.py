@@ -25,7 +25,8 @@ from scipy import ndimage
 from scipy.stats import theilslopes
 
 from pvp_plan.components import largest_component
-from pvp_plan.segment.body_mask import grown_box, segment_boxes
+from pvp_plan.label_boxes import grown_box
+from pvp_plan.segment.body_mask import segment_boxes
 from pvp_plan.segment.column_options import ColumnOptions
 
 #: A section at least this fraction of the level's largest is whole (the end slices through an endplate are not).

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.label_boxes import label_boxes
+from pvp_plan.label_boxes import grown_box, label_boxes
 from pvp_plan.levels import Level
 
 
@@ -116,11 +116,8 @@ class Segmentation:
         """Bounding box (z, y, x slices of the grid) of one body grown by ``margin_mm`` (mm) on every side, clipped
         to the grid. Read from the label map's boxes (:func:`pvp_plan.label_boxes.label_boxes`), without a
         full-size mask: a 512 x 512 x 400 map took ~0.3 s per body with ``np.argwhere``."""
-        label = self.body(level).label
-        tight = label_boxes(self.labels)[label - 1]
-        pad = np.ceil(margin_mm / np.asarray(self.spacing_mm, float)).astype(int)
-        return tuple(slice(max(s.start - int(p), 0), min(s.stop + int(p), n))
-                     for s, p, n in zip(tight, pad, self.labels.shape, strict=True))
+        tight = label_boxes(self.labels)[self.body(level).label - 1]
+        return grown_box(tight, np.ceil(margin_mm / np.asarray(self.spacing_mm, float)), self.labels.shape)
 
     @property
     def levels(self) -> tuple[Level, ...]:

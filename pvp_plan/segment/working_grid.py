@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from pvp_plan.label_boxes import grown_box, occupied_box
+
 
 @dataclass(frozen=True)
 class WorkingGrid:
@@ -88,15 +90,13 @@ def in_plane_box_on_ct_grid(labels: np.ndarray, factors: tuple[int, int, int], s
     average dropped is inside), so that ``to_full_grid(labels[work_box], factors, ct_shape_of_box)`` is the
     CT-grid labels inside ``ct_box``. None when there is no segment.
     """
-    fg = labels >= 0
-    work, ct = [slice(0, labels.shape[0])], [slice(0, shape[0])]
-    for axis, other in ((1, (0, 2)), (2, (0, 1))):
-        idx = np.flatnonzero(fg.any(axis=other))
-        if not idx.size:
-            return None
-        lo, hi = max(0, int(idx[0]) - margin), min(labels.shape[axis], int(idx[-1]) + 1 + margin)
-        work.append(slice(lo, hi))
-        ct.append(slice(lo * factors[axis], shape[axis] if hi == labels.shape[axis] else hi * factors[axis]))
+    box = occupied_box(labels, background=-1)
+    if box is None:
+        return None
+    _, rows, cols = grown_box(box, (0, margin, margin), labels.shape)
+    work, ct = [slice(0, labels.shape[0]), rows, cols], [slice(0, shape[0])]
+    for axis, s in ((1, rows), (2, cols)):
+        ct.append(slice(s.start * factors[axis], shape[axis] if s.stop == labels.shape[axis] else s.stop * factors[axis]))
     return tuple(work), tuple(ct)
 
 
