@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 from pvp_plan.components import largest_component
 
@@ -13,6 +14,9 @@ from pvp_plan.components import largest_component
 MIN_TRABECULAR_VOXELS = 20
 #: Gaussian smoothing (mm) before thresholding clusters, so single noisy voxels do not count.
 SMOOTHING_SIGMA_MM = 1.0
+#: Share of an axial section's anterior-posterior extent, from the front, over which the body's outline is taken
+#: as convex (:func:`lesion_search_region`): behind it the posterior wall is concave.
+CONVEX_FRONT_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,9 @@ class TrabecularDensity:
     margin_mm : float
         Distance from the body surface excluded (cortex), as actually used.
     low_fraction : float
-        Share of the trabecular region below ``low_hu`` (after light smoothing).
+        Share of the lesion-search region (:func:`lesion_search_region`) below ``low_hu`` (after light smoothing).
     low_cluster_fraction : float
-        Share of the trabecular region in the largest connected cluster below ``low_hu``.
+        Share of the lesion-search region in the largest connected cluster below ``low_hu``.
     high_fraction, high_cluster_fraction : float
         The same above ``high_hu``.
     smoothed_sd_robust : float
@@ -79,6 +83,39 @@ def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float
         if np.count_nonzero(region) >= MIN_TRABECULAR_VOXELS:
             return region, m
     return mask.astype(bool), 0.0
+
+
+def convex_front_outline(mask: np.ndarray, front_fraction: float = CONVEX_FRONT_FRACTION) -> np.ndarray:
+    """``mask`` (z, y, x; +y posterior) with each axial section's bays in front of its posterior part closed.
+
+    A vertebral body's section is convex but for its posterior wall: in the front ``front_fraction`` of the
+    section's extent along y, the outline is the section's convex hull. A lytic lesion that has broken the cortex
+    leaves a bay there (its soft-tissue rim and the broken cortex outside the mask); this outline closes it.
+    """
+    out = np.asarray(mask, dtype=bool).copy()
+    for z in np.flatnonzero(out.any(axis=(1, 2))):
+        ys = np.flatnonzero(out[z].any(axis=1))
+        hull = convex_hull_image(out[z])
+        hull[int(np.ceil(ys[0] + front_fraction * (ys[-1] - ys[0]))):] = False
+        out[z] |= hull
+    return out
+
+
+def lesion_search_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float], margin_mm: float
+                         ) -> np.ndarray:
+    """Voxels of ``mask`` farther than ``margin_mm`` from the body's outline (:func:`convex_front_outline`).
+
+    The cortex margin for the soft-tissue (lytic) search: measured from the mask's own surface, a lesion that broke
+    the cortex lies within the margin of the bay it opened and goes unseen. Falls back to
+    :func:`trabecular_region`'s margins when fewer than :data:`MIN_TRABECULAR_VOXELS` remain.
+    """
+    outline = convex_front_outline(mask)
+    dist = ndimage.distance_transform_edt(np.pad(outline, 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
+    for m in (margin_mm, margin_mm / 2.0, 0.0):
+        region = mask & (dist > m)
+        if np.count_nonzero(region) >= MIN_TRABECULAR_VOXELS:
+            return region
+    return np.asarray(mask, dtype=bool)
 
 
 def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None, np.ndarray | None]:
@@ -140,7 +177,8 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     # a diffusely soft-tissue body (median below low_hu) keeps the cut-off; otherwise noise tails must not count
     low_used = low_hu if med < low_hu else min(low_hu, med - noise_sd * sd)
     high_used = high_hu  # sclerotic cut-offs sit many noise SDs above normal trabecular bone
-    low_sel, high_sel = region & (smooth < low_used), region & (smooth > high_used)
+    search = lesion_search_region(m, spacing_mm=spacing_mm, margin_mm=used)
+    low_sel, high_sel = search & (smooth < low_used), region & (smooth > high_used)
     low_n, low_c, low_cluster = _largest_cluster(low_sel)
     high_n, high_c, _ = _largest_cluster(high_sel)
     breach = cortex_breach_fraction(low_cluster, m, smooth, low_hu=low_used)
@@ -152,8 +190,8 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     return TrabecularDensity(
         hu_mean=float(vals.mean()), hu_median=float(np.median(vals)), hu_p05=float(np.percentile(vals, 5)),
         hu_p95=float(np.percentile(vals, 95)), hu_std=float(vals.std()), n_voxels=n, margin_mm=used,
-        low_fraction=float(np.count_nonzero(low_sel) / n),
-        low_cluster_fraction=low_n / n,
+        low_fraction=float(np.count_nonzero(low_sel) / np.count_nonzero(search)),
+        low_cluster_fraction=low_n / np.count_nonzero(search),
         high_fraction=float(np.count_nonzero(high_sel) / n),
         high_cluster_fraction=high_n / n,
         low_cluster_center_zyx=shift(low_c), high_cluster_center_zyx=shift(high_c),

@@ -15,7 +15,8 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
     """Classify trabecular density and say what it means for PVP, quoting the thresholds used.
 
     sclerotic: one cluster above ``sclerotic_hu`` holds >= ``sclerotic_min_fraction`` of the trabecular region
-    (CQ3: PVP not recommended); lytic: one cluster below ``lytic_hu`` holds >= ``lytic_min_fraction``;
+    (CQ3: PVP not recommended); lytic: one cluster below ``lytic_hu`` holds >= ``lytic_min_fraction`` of the
+    lesion-search region (the trabecular region measured from the body's closed outline);
     mixed: both; otherwise osteoporotic when the median is <= ``osteoporosis_hu`` (Pickhardt 2013), else normal.
     """
     t = thresholds

@@ -103,6 +103,9 @@ class DensityAssessment:
             "hu": {"mean": _r(self.hu_mean), "median": _r(self.hu_median), "p05": _r(self.hu_p05),
                    "p95": _r(self.hu_p95), "std": _r(self.hu_std)},
             "trabecular_region": f"body eroded by {self.margin_mm} mm from its surface",
+            "lytic_search_region": f"body farther than {self.margin_mm} mm from its outline (the convex hull of each "
+                                   "axial section in front of its posterior quarter, so that a bay a lesion opened "
+                                   "through the cortex does not hide the lesion)",
             "lytic_fraction": _r(self.lytic_fraction, 3), "lytic_cluster_fraction": _r(self.lytic_cluster_fraction, 3),
             "lytic_cortex_fraction": _r(self.lytic_cortex_fraction, 3),
             "sclerotic_fraction": _r(self.sclerotic_fraction, 3),

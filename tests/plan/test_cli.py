@@ -50,6 +50,5 @@ def test_demo_runs_the_full_plan_on_the_bundled_sample(tmp_path):
     assert "report:" in result.output and (tmp_path / "report.html").exists()
     plan = json.loads((tmp_path / "plan.json").read_text())
     flags = {lv["level"]: lv["flags"] for lv in plan["levels"]}
-    # the lytic L3 is not flagged with the automatic segmentation yet (tests/plan/test_plan_phantom.py, xfail)
-    assert "sclerotic" in flags["T11"] and "posterior wall breach" in flags["L2"]
+    assert "sclerotic" in flags["T11"] and "posterior wall breach" in flags["L2"] and "lytic" in flags["L3"]
     assert any(f.startswith("collapse") for f in flags["L1"])
