@@ -65,7 +65,8 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
         notices.append(Notice(
             code="lytic_density",
             message=(f"pvp-plan measurement: {level} has a soft-tissue-density (lytic-type) region: "
-                     f"{td.low_cluster_fraction:.1%} of the trabecular bone below {low_used:.0f} HU in one cluster "
+                     f"{td.low_cluster_fraction:.1%} of the trabecular bone (farther than {td.margin_mm:g} mm from the "
+                     f"body's outline) below {low_used:.0f} HU in one cluster "
                      f"(median {td.hu_median:.0f} HU)"
                      + (f"; it reaches the body surface ({td.low_cluster_cortex_fraction:.1%} of it): cortical "
                         "destruction, a possible leak route" if td.low_cluster_cortex_fraction > 0 else
