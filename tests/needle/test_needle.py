@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -431,16 +432,52 @@ def _path_against_reference(ct, path, vmask, canal_d):
     return float(vmask[tuple(idx.T)].mean()), float(canal_d[tuple(idx.T)].min())
 
 
-_REAL_LEVELS = [("abdomen_3mm", lv) for lv in ("L1", "L2", "L3", "L4", "L5")] + [("thorax_1p5mm", "T12")]
+@functools.lru_cache(maxsize=2)
+def _automatic_segmentation(case: str) -> Segmentation:
+    """pvp-plan's own segmentation of a real CT: the bodies a user plans on."""
+    from pvp_plan.io.load import load_ct
+    from pvp_plan.segment import segment_vertebral_bodies
+
+    return segment_vertebral_bodies(load_ct(shared_path(case, "ct.nii.gz")))
 
 
-@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
-def test_real_ct_safety_flags_agree_with_reference(case, level):
-    """A path called safe stays inside the reference vertebra and clear of its canal; a path that crosses the
-    reference canal is flagged ``enters_canal``. (The planner never sees the reference: CT and bodies only.)"""
+def _planned(source: str, case: str, level: str):
+    """(CT, whole-vertebra reference mask, paths) of one level planned on the reference bodies or on pvp-plan's
+    automatic segmentation (``source``: ``"reference"`` or ``"automatic"``)."""
     ct, seg, vmask = _reference(case, level)
+    if source == "automatic":
+        seg = _automatic_segmentation(case)
+    return ct, vmask, plan_level_needle_paths(ct, seg, level)
+
+
+_REAL_LEVELS = [("abdomen_3mm", lv) for lv in ("L1", "L2", "L3", "L4", "L5")] + [("thorax_1p5mm", "T12")]
+_SOURCES = ("reference", "automatic")
+# Levels where, planned on the automatic segmentation, a path called safe leaves the reference vertebra (measured
+# 2026-11-21, session 9). Each of these paths' isthmus is outside its published range (a caution in the plan).
+_AUTO_SAFE_BUT_OUTSIDE = {
+    ("abdomen_3mm", "L1"): "right: 87 % of bone entry -> target inside the reference; 4 mm higher than on the "
+                           "reference bodies, along the pedicle's superior wall (isthmus 9.1 x 5.8 mm, 130-180 HU "
+                           "outside the reference mask between the arch and the body)",
+    ("abdomen_3mm", "L5"): "right: 93 % inside; isthmus read 18.1 x 22.3 mm (not a pedicle's section: the pars and "
+                           "facet with it), the path crosses 100 HU between two bone parts (no path at all on the "
+                           "reference bodies)",
+    ("thorax_1p5mm", "T12"): "left: 92 % inside; the bone entry 3 mm lateral of the reference vertebra (170 HU, "
+                             "mediolateral angle 41 deg against 27 on the reference bodies; the spine axis from the "
+                             "neighbouring bodies is tilted 16 deg in the kyphosis, the reference T12 alone is not)",
+}
+
+
+@pytest.mark.parametrize("source", _SOURCES)
+@pytest.mark.parametrize(("case", "level"), _REAL_LEVELS)
+def test_real_ct_safety_flags_agree_with_reference(case, level, source, request):
+    """A path called safe stays inside the reference vertebra and clear of its canal; a path that crosses the
+    reference canal is flagged ``enters_canal``. (The planner never sees the reference: CT and bodies only.)
+    Planned on the reference bodies and on pvp-plan's own segmentation."""
+    if source == "automatic" and (case, level) in _AUTO_SAFE_BUT_OUTSIDE:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_AUTO_SAFE_BUT_OUTSIDE[case, level]))
+    ct, vmask, paths = _planned(source, case, level)
     canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
-    for p in plan_level_needle_paths(ct, seg, level):
+    for p in paths:
         if p.target_lps_mm is None:
             assert not p.safe and {n.code for n in p.notices} == {"pedicle_not_found"}
             assert "no pedicle found" in p.notices[0].message and "; no path planned" in p.notices[0].message
@@ -475,22 +512,38 @@ _NOT_MET = {
                                     "the centroid, the path reads 9.2 x 9.6 mm and leaves bone (90 % in the reference, "
                                     "3 mm from its canal), and L3 right and L5 left fail",
 }
-_REAL_SIDES = [pytest.param(case, level, side, marks=pytest.mark.xfail(strict=True, reason=_NOT_MET[case, level, side]))
-               if (case, level, side) in _NOT_MET else (case, level, side)
+# The same, planned on pvp-plan's automatic segmentation (what a user plans on; measured 2026-11-21, session 9:
+# 5 of 12 sides met, against 10 on the reference bodies). The body outline moves the planner's landmarks (the
+# posterior wall follows the concave wall; the spine axis comes from the neighbouring bodies) and so its search.
+_AUTO_NOT_MET = {
+    ("abdomen_3mm", "L1", "right"): _AUTO_SAFE_BUT_OUTSIDE["abdomen_3mm", "L1"],
+    ("abdomen_3mm", "L2", "left"): "called unsafe (breaches_inferior_wall): isthmus read 12.1 x 22.9 mm, taller than "
+                                   "a pedicle (15.6 x 17.5 mm and safe on the reference bodies)",
+    ("abdomen_3mm", "L3", "right"): "no pedicle found (8.8 x 15.1 mm and safe on the reference bodies)",
+    ("abdomen_3mm", "L5", "left"): "called unsafe (enters_canal, leaves_bone): isthmus 10.0 x 9.0 mm, the path 0 mm "
+                                   "from the reference canal (8.8 x 20.7 mm and safe on the reference bodies)",
+    ("abdomen_3mm", "L5", "right"): _AUTO_SAFE_BUT_OUTSIDE["abdomen_3mm", "L5"],
+    ("thorax_1p5mm", "T12", "left"): _AUTO_SAFE_BUT_OUTSIDE["thorax_1p5mm", "T12"],
+    ("thorax_1p5mm", "T12", "right"): "called unsafe (enters_canal, leaves_bone): 5.0 x 8.9 mm and safe on the "
+                                      "reference T12",
+}
+_REAL_SIDES = [pytest.param(source, case, level, side, marks=pytest.mark.xfail(strict=True, reason=not_met[case, level, side]))
+               if (case, level, side) in not_met else (source, case, level, side)
+               for source, not_met in (("reference", _NOT_MET), ("automatic", _AUTO_NOT_MET))
                for case, level in _REAL_LEVELS for side in ("left", "right")]
 
 
-@pytest.mark.parametrize(("case", "level", "side"), _REAL_SIDES)
-def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(case, level, side):
+@pytest.mark.parametrize(("source", "case", "level", "side"), _REAL_SIDES)
+def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(source, case, level, side):
     """Issue 5 "done when" on real CT, per side: a path is planned, stays inside the reference vertebra from the
     bone entry to the target and outside its canal, is called safe, and the isthmus width is in the published
-    range (thoracic 4-8 mm, lumbar 7-18 mm)."""
+    range (thoracic 4-8 mm, lumbar 7-18 mm). Planned on the reference bodies and on pvp-plan's own segmentation."""
     from pvp_plan.rules.needle import PEDICLE_WIDTH_THORACIC_MM
 
-    ct, seg, vmask = _reference(case, level)
+    ct, vmask, paths = _planned(source, case, level)
     canal_d = _reference_canal_distance_mm(vmask, ct.spacing_mm)
     band = PEDICLE_WIDTH_THORACIC_MM if level.startswith("T") else PEDICLE_WIDTH_LUMBAR_MM
-    p = {q.side: q for q in plan_level_needle_paths(ct, seg, level)}[side]
+    p = {q.side: q for q in paths}[side]
     assert p.target_lps_mm is not None, [n.code for n in p.notices]
     inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
     assert inside >= 0.95 and canal_mm > 0.0, (inside, canal_mm)
