@@ -1,0 +1,103 @@
+"""Real CT cases for the needle tests and the needle robustness study: CT, bodies and the reference vertebra.
+
+The references are TotalSegmentator masks in ``../shared/data`` (see its README): the whole vertebra of each level
+(body and arch) and, on the abdomen, the per-level bodies. The planner never sees them; they judge its paths.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import SimpleITK as sitk
+
+from pvp_plan.needle import plan_level_needle_paths
+from pvp_plan.segment.types import Segmentation
+from tests.conftest import shared_path
+
+
+def labels(path):
+    from pvp_plan.io.load import volume_from_image
+
+    return volume_from_image(sitk.ReadImage(str(path)), source_path=str(path), source_format="nifti").hu
+
+
+def abdomen():
+    from pvp_plan.io.load import load_ct
+
+    root = shared_path("abdomen_3mm")
+    ct = load_ct(root / "ct.nii.gz")
+    seg = Segmentation.from_label_map(labels(root / "reference/totalseg_vertebral_bodies_per_level.nii.gz"), ct,
+                                      method="external: TotalSegmentator")
+    return ct, seg, labels(root / "reference/totalseg_total_vertebrae.nii.gz")
+
+
+def thorax():
+    from pvp_plan.io.load import load_ct
+    from pvp_plan.levels import Level
+    from pvp_plan.segment.external import split_vertebral_bodies
+
+    root = shared_path("thorax_1p5mm")
+    ct = load_ct(root / "ct.nii.gz")
+    vert = np.where(labels(root / "reference/totalseg_vertebra_T12.nii.gz") > 0, Level("T12").label, 0)
+    bodies = split_vertebral_bodies(vert.astype(np.uint8), spacing_mm=ct.spacing_mm)
+    return ct, Segmentation.from_label_map(bodies, ct, method="external: TotalSegmentator T12, body split"), vert
+
+
+def reference(case: str, level: str):
+    """CT, body segmentation, whole-vertebra reference mask (vertebra | body) of one level of a real CT."""
+    from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
+
+    if case == "abdomen_3mm":
+        ct, seg, vert = abdomen()
+        vmask = vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]
+    else:
+        ct, seg, vert = thorax()
+        vmask = vert > 0
+    return ct, seg, vmask | seg.mask(level)
+
+
+def reference_canal_distance_mm(vmask: np.ndarray, spacing_mm) -> np.ndarray:
+    """Distance (mm) to the reference canal: per axial slice, the largest hole (>= 60 mm^2) of the vertebra ring
+    (closed by one voxel, as the 3 mm reference masks leave it open by a voxel)."""
+    from scipy import ndimage
+
+    canal = np.zeros(vmask.shape, bool)
+    for z in range(vmask.shape[0]):
+        ring = ndimage.binary_closing(np.pad(vmask[z], 2), iterations=1)[2:-2, 2:-2] | vmask[z]
+        holes = ndimage.binary_fill_holes(ring) & ~ring
+        lab, n = ndimage.label(holes)
+        if n:
+            areas = np.asarray(ndimage.sum(holes, lab, range(1, n + 1))) * spacing_mm[1] * spacing_mm[2]
+            if areas.max() >= 60.0:
+                canal[z] = lab == int(np.argmax(areas)) + 1
+    assert canal.any(), "reference canal not found"
+    return ndimage.distance_transform_edt(~canal, sampling=spacing_mm)
+
+
+def path_against_reference(ct, path, vmask, canal_d):
+    """(fraction of the bone-entry -> target segment inside the reference vertebra, min distance to its canal)."""
+    a, b = np.array(path.bone_entry_lps_mm), np.array(path.target_lps_mm)
+    idx = np.round(ct.lps_to_index(a + np.linspace(0, 1, 60)[:, None] * (b - a))).astype(int)
+    idx = np.clip(idx, 0, np.array(ct.shape) - 1)
+    return float(vmask[tuple(idx.T)].mean()), float(canal_d[tuple(idx.T)].min())
+
+
+@functools.lru_cache(maxsize=2)
+def automatic_segmentation(case: str) -> Segmentation:
+    """pvp-plan's own segmentation of a real CT: the bodies a user plans on."""
+    from pvp_plan.io.load import load_ct
+    from pvp_plan.segment import segment_vertebral_bodies
+
+    return segment_vertebral_bodies(load_ct(shared_path(case, "ct.nii.gz")))
+
+
+def planned(source: str, case: str, level: str):
+    """(CT, whole-vertebra reference mask, paths) of one level planned on the reference bodies or on pvp-plan's
+    automatic segmentation (``source``: ``"reference"`` or ``"automatic"``)."""
+    ct, seg, vmask = reference(case, level)
+    if source == "automatic":
+        seg = automatic_segmentation(case)
+    return ct, vmask, plan_level_needle_paths(ct, seg, level)
+
+
