@@ -55,8 +55,12 @@ def _convex_sections(labels: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    from tests.needle.real_cases import automatic_segmentation, path_against_reference, reference, \
-        reference_canal_distance_mm
+    from tests.needle.real_cases import (
+        automatic_segmentation,
+        path_against_reference,
+        reference,
+        reference_canal_distance_mm,
+    )
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not root.exists():
