@@ -6,6 +6,8 @@ inside :func:`occupied_box`. Arrays of any integer dtype, (z, y, x) or any 3-D o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -41,3 +43,51 @@ def label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
         return []
     return [None if found is None else tuple(slice(f.start + b.start, f.stop + b.start) for f, b in zip(found, box))
             for found in ndimage.find_objects(labels[box])]
+
+
+@dataclass(frozen=True)
+class BoxedMask:
+    """A boolean mask kept as its bounding box of a larger grid: a body's mask without a full-size array.
+
+    ``mask`` holds the box; ``origin_index`` is the grid index of its first voxel; ``grid_shape`` the grid's shape.
+    """
+
+    mask: np.ndarray
+    origin_index: tuple[int, int, int]
+    grid_shape: tuple[int, int, int]
+
+    @classmethod
+    def of_label(cls, labels: np.ndarray, label: int) -> BoxedMask:
+        """Voxels of ``labels`` equal to ``label`` (>= 1), boxed with :func:`label_boxes`."""
+        boxes = label_boxes(labels)
+        box = boxes[label - 1] if 0 < label <= len(boxes) and boxes[label - 1] is not None else (slice(0, 0),) * 3
+        return cls(labels[box] == label, tuple(int(b.start) for b in box), tuple(labels.shape))
+
+    @classmethod
+    def of(cls, mask: np.ndarray | BoxedMask) -> BoxedMask:
+        """``mask`` as a BoxedMask (a full-size boolean array is boxed with :func:`occupied_box`)."""
+        if isinstance(mask, BoxedMask):
+            return mask
+        mask = np.asarray(mask, dtype=bool)
+        box = occupied_box(mask.view(np.uint8)) or (slice(0, 0),) * 3
+        return cls(mask[box], tuple(int(b.start) for b in box), tuple(mask.shape))
+
+    def any(self) -> bool:
+        return bool(self.mask.any())
+
+    def argwhere(self) -> np.ndarray:
+        """Grid indices (n, 3) of the mask's voxels, as ``np.argwhere`` of the full-size mask."""
+        return np.argwhere(self.mask) + np.asarray(self.origin_index)
+
+    def in_box(self, box: tuple[slice, ...]) -> np.ndarray:
+        """The mask on ``box`` of the grid (slices with explicit starts and stops), False outside its own box."""
+        out = np.zeros(tuple(s.stop - s.start for s in box), bool)
+        src, dst = [], []
+        for s, o, n in zip(box, self.origin_index, self.mask.shape, strict=True):
+            lo, hi = max(s.start, o), min(s.stop, o + n)
+            if hi <= lo:
+                return out
+            src.append(slice(lo - o, hi - o))
+            dst.append(slice(lo - s.start, hi - s.start))
+        out[tuple(dst)] = self.mask[tuple(src)]
+        return out

@@ -37,3 +37,22 @@ def test_occupied_box_holds_every_voxel_above_the_background_and_is_tight():
 def test_an_empty_map_has_no_box_and_no_labels():
     assert occupied_box(np.zeros((4, 5, 6), np.uint8)) is None
     assert label_boxes(np.zeros((4, 5, 6), np.uint8)) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_boxed_mask_reads_as_the_full_size_mask(seed):
+    """A body kept in its box (the needle planner's body) gives the full-size mask's voxels and its crop to any
+    box, including boxes reaching past the mask's own box or the grid's edge, and boxes missing it."""
+    from pvp_plan.label_boxes import BoxedMask
+
+    rng = np.random.default_rng(seed)
+    labels = _sparse_map(rng, (17, 23, 29), n_labels=3, dtype=np.uint8)
+    for lab in np.unique(labels[labels > 0]):
+        full = labels == lab
+        for boxed in (BoxedMask.of_label(labels, int(lab)), BoxedMask.of(full)):
+            assert np.array_equal(boxed.argwhere(), np.argwhere(full))
+            for _ in range(5):
+                lo = [int(rng.integers(0, s)) for s in full.shape]
+                box = tuple(slice(a, int(rng.integers(a + 1, s + 1))) for a, s in zip(lo, full.shape))
+                assert np.array_equal(boxed.in_box(box), full[box])
+    assert not BoxedMask.of_label(labels, 30).any() and not BoxedMask.of(np.zeros((3, 4, 5), bool)).any()

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.label_boxes import BoxedMask
 from pvp_plan.needle.canal import fill_and_canal
 from pvp_plan.rules import needle as R
 
@@ -115,11 +116,12 @@ class LevelBone:
                 f"{self.soft_tissue_hu:.0f} HU, to the local cortex, {self.cortex_hu:.0f} HU)")
 
 
-def body_frame(ct: CTVolume, body: np.ndarray, *,
+def body_frame(ct: CTVolume, body: np.ndarray | BoxedMask, *,
                spine_axis_lps: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 1.0)) -> BodyFrame:
-    """Posterior / anterior wall and midline of a body mask (index space); ``spine_axis_lps`` is the spine's
-    cranio-caudal axis at the body (LPS, unit, cranial: ``BodyInfo.axis_lps``)."""
-    idx = np.argwhere(body)
+    """Posterior / anterior wall and midline of a body mask on ``ct``'s grid (index space; a full-size boolean
+    array or a :class:`~pvp_plan.label_boxes.BoxedMask`); ``spine_axis_lps`` is the spine's cranio-caudal axis at
+    the body (LPS, unit, cranial: ``BodyInfo.axis_lps``)."""
+    idx = BoxedMask.of(body).argwhere()
     zc, _, xc = idx.mean(axis=0)
     half_x = max(1, int(round(4.0 / ct.spacing_mm[2])))
     near = idx[(np.abs(idx[:, 2] - xc) <= half_x) & (np.abs(idx[:, 0] - zc) <= max(1, 4.0 / ct.spacing_mm[0]))]
@@ -130,15 +132,15 @@ def body_frame(ct: CTVolume, body: np.ndarray, *,
                      spine_axis_lps=np.asarray(spine_axis_lps, float) / np.linalg.norm(spine_axis_lps))
 
 
-def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: float | None = None,
+def level_bone(ct: CTVolume, body: np.ndarray | BoxedMask, frame: BodyFrame, *, bone_hu: float | None = None,
                partial_volume_walls: bool = False) -> LevelBone:
     """Filled bone and spinal canal around one body (method in the module docstring).
 
     Parameters
     ----------
     ct : CTVolume
-    body : np.ndarray
-        bool (z, y, x) mask of the body on ``ct``'s grid.
+    body : np.ndarray or BoxedMask
+        bool (z, y, x) mask of the body on ``ct``'s grid (full size, or boxed).
     frame : BodyFrame
     bone_hu : float, optional
         Fixed bone threshold in HU; None (default) for the adaptive threshold of the level.
@@ -154,7 +156,7 @@ def level_bone(ct: CTVolume, body: np.ndarray, frame: BodyFrame, *, bone_hu: flo
     hi = np.minimum(np.ceil(hi).astype(int) + 1, ct.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     hu = ct.hu[box].astype(np.float32)
-    body_b = body[box].astype(bool)
+    body_b = BoxedMask.of(body).in_box(box)
     xm, ypw = frame.midline_x - lo[2], frame.posterior_wall_y - lo[1]
     soft, cortex = _local_contrast(hu[:, int(np.ceil(ypw)) + 1:])
     thr = max(MIN_BONE_HU, soft + BONE_EDGE_FRACTION * (cortex - soft)) if bone_hu is None else float(bone_hu)
