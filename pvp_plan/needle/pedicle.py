@@ -22,6 +22,7 @@ from scipy import ndimage
 from skimage.graph import MCP_Geometric
 
 from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.label_boxes import occupied_box
 from pvp_plan.needle.canal import canal_extent_mm
 from pvp_plan.needle.frame import SIDE_SIGN, BodyFrame, LevelBone, _height_mm
 from pvp_plan.needle.isthmus import PedicleFit, _fit_axis, _measure_isthmus
@@ -134,13 +135,16 @@ def _medial_path(ct, lb: LevelBone, frame: BodyFrame, side: str) -> tuple[np.nda
     sink = region & (behind_mm[None, :, None] >= back_mm[zb][:, None, None] - 2.0)
     if not source.any() or not sink.any():
         return None
-    cost = np.where(region, 1.0 / (depth + 0.1) ** 4, np.inf)
+    # the route never leaves the region (infinite cost elsewhere): searched in the region's box only
+    box = occupied_box(region.view(np.uint8))
+    lo = np.array([b.start for b in box])
+    cost = np.where(region[box], 1.0 / (depth[box] + 0.1) ** 4, np.inf)
     mcp = MCP_Geometric(cost)
-    ends = np.argwhere(sink)
-    cum, _ = mcp.find_costs(np.argwhere(source), ends, find_all_ends=False)
+    ends = np.argwhere(sink[box])
+    cum, _ = mcp.find_costs(np.argwhere(source[box]), ends, find_all_ends=False)
     reached = cum[tuple(ends.T)]
     if not np.isfinite(reached).any():
         return None
-    idx = np.array(mcp.traceback(tuple(ends[int(np.argmin(reached))])))
+    idx = np.array(mcp.traceback(tuple(ends[int(np.argmin(reached))]))) + lo
     box_idx = np.stack([zz[idx[:, 0]], yy[idx[:, 1]], xx[idx[:, 2]]], axis=1)
     return ct.index_to_lps(box_idx + o), depth[tuple(idx.T)]
