@@ -77,12 +77,19 @@ def trabecular_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, float
 
     The margin is halved, then dropped, when fewer than :data:`MIN_TRABECULAR_VOXELS` remain.
     """
-    dist = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
+    return _farther_than(mask, mask, spacing_mm=spacing_mm, margin_mm=margin_mm)
+
+
+def _farther_than(mask: np.ndarray, outline: np.ndarray, *, spacing_mm, margin_mm: float) -> tuple[np.ndarray, float]:
+    """Voxels of ``mask`` farther than ``margin_mm`` (mm) from the surface of ``outline`` (which holds ``mask``), and
+    the margin used: halved, then dropped, when fewer than :data:`MIN_TRABECULAR_VOXELS` remain."""
+    mask = np.asarray(mask, dtype=bool)
+    dist = ndimage.distance_transform_edt(np.pad(outline, 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
     for m in (margin_mm, margin_mm / 2.0, 0.0):
-        region = dist > m
+        region = mask & (dist > m)
         if np.count_nonzero(region) >= MIN_TRABECULAR_VOXELS:
             return region, m
-    return mask.astype(bool), 0.0
+    return mask, 0.0
 
 
 def convex_front_outline(mask: np.ndarray, front_fraction: float = CONVEX_FRONT_FRACTION) -> np.ndarray:
@@ -109,13 +116,7 @@ def lesion_search_region(mask: np.ndarray, *, spacing_mm: tuple[float, float, fl
     the cortex lies within the margin of the bay it opened and goes unseen. Falls back to
     :func:`trabecular_region`'s margins when fewer than :data:`MIN_TRABECULAR_VOXELS` remain.
     """
-    outline = convex_front_outline(mask)
-    dist = ndimage.distance_transform_edt(np.pad(outline, 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
-    for m in (margin_mm, margin_mm / 2.0, 0.0):
-        region = mask & (dist > m)
-        if np.count_nonzero(region) >= MIN_TRABECULAR_VOXELS:
-            return region
-    return np.asarray(mask, dtype=bool)
+    return _farther_than(mask, convex_front_outline(mask), spacing_mm=spacing_mm, margin_mm=margin_mm)[0]
 
 
 def _largest_cluster(sel: np.ndarray) -> tuple[int, tuple[float, float, float] | None, np.ndarray | None]:
