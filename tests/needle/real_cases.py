@@ -16,13 +16,15 @@ from pvp_plan.segment.types import Segmentation
 from tests.conftest import shared_path
 
 
-def labels(path):
+def labels(path) -> np.ndarray:
+    """A NIfTI label map on the internal (LPS, z y x) grid, as the CT loader puts the CT."""
     from pvp_plan.io.load import volume_from_image
 
     return volume_from_image(sitk.ReadImage(str(path)), source_path=str(path), source_format="nifti").hu
 
 
 def abdomen():
+    """The 3 mm abdomen: CT, TotalSegmentator's per-level bodies, its whole-vertebra map (``total`` numbering)."""
     from pvp_plan.io.load import load_ct
 
     root = shared_path("abdomen_3mm")
@@ -33,6 +35,7 @@ def abdomen():
 
 
 def thorax():
+    """The 1.5 mm chest: CT, the body split off TotalSegmentator's T12 (the only reference), that T12 (VerSe label)."""
     from pvp_plan.io.load import load_ct
     from pvp_plan.levels import Level
     from pvp_plan.segment.external import split_vertebral_bodies
