@@ -49,19 +49,17 @@ def label_boxes(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
 class BoxedMask:
     """A boolean mask kept as its bounding box of a larger grid: a body's mask without a full-size array.
 
-    ``mask`` holds the box; ``origin_index`` is the grid index of its first voxel; ``grid_shape`` the grid's shape.
+    ``mask`` holds the box; ``origin_index`` is the grid index of its first voxel.
     """
 
     mask: np.ndarray
     origin_index: tuple[int, int, int]
-    grid_shape: tuple[int, int, int]
 
     @classmethod
-    def of_label(cls, labels: np.ndarray, label: int) -> BoxedMask:
-        """Voxels of ``labels`` equal to ``label`` (>= 1), boxed with :func:`label_boxes`."""
-        boxes = label_boxes(labels)
-        box = boxes[label - 1] if 0 < label <= len(boxes) and boxes[label - 1] is not None else (slice(0, 0),) * 3
-        return cls(labels[box] == label, tuple(int(b.start) for b in box), tuple(labels.shape))
+    def from_labels(cls, labels: np.ndarray, label: int, box: tuple[slice, ...]) -> BoxedMask:
+        """The voxels of ``labels`` equal to ``label`` inside ``box`` (which holds them all, e.g. from
+        :func:`label_boxes` or ``Segmentation.body_box``)."""
+        return cls(labels[box] == label, tuple(int(b.start) for b in box))
 
     @classmethod
     def of(cls, mask: np.ndarray | BoxedMask) -> BoxedMask:
@@ -70,7 +68,7 @@ class BoxedMask:
             return mask
         mask = np.asarray(mask, dtype=bool)
         box = occupied_box(mask.view(np.uint8)) or (slice(0, 0),) * 3
-        return cls(mask[box], tuple(int(b.start) for b in box), tuple(mask.shape))
+        return cls(mask[box], tuple(int(b.start) for b in box))
 
     def any(self) -> bool:
         return bool(self.mask.any())

@@ -179,6 +179,7 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     low_used = low_hu if med < low_hu else min(low_hu, med - noise_sd * sd)
     high_used = high_hu  # sclerotic cut-offs sit many noise SDs above normal trabecular bone
     search = lesion_search_region(m, spacing_mm=spacing_mm, margin_mm=used)
+    n_search = np.count_nonzero(search)
     low_sel, high_sel = search & (smooth < low_used), region & (smooth > high_used)
     low_n, low_c, low_cluster = _largest_cluster(low_sel)
     high_n, high_c, _ = _largest_cluster(high_sel)
@@ -191,8 +192,8 @@ def trabecular_density(hu: np.ndarray, mask: np.ndarray, *, spacing_mm: tuple[fl
     return TrabecularDensity(
         hu_mean=float(vals.mean()), hu_median=float(np.median(vals)), hu_p05=float(np.percentile(vals, 5)),
         hu_p95=float(np.percentile(vals, 95)), hu_std=float(vals.std()), n_voxels=n, margin_mm=used,
-        low_fraction=float(np.count_nonzero(low_sel) / np.count_nonzero(search)),
-        low_cluster_fraction=low_n / np.count_nonzero(search),
+        low_fraction=float(np.count_nonzero(low_sel) / n_search),
+        low_cluster_fraction=low_n / n_search,
         high_fraction=float(np.count_nonzero(high_sel) / n),
         high_cluster_fraction=high_n / n,
         low_cluster_center_zyx=shift(low_c), high_cluster_center_zyx=shift(high_c),

@@ -67,7 +67,7 @@ def plan_level_needle_paths(ct: CTVolume, segmentation: Segmentation, level: str
         raise PlanError(f"target {target!r} unknown; choose one of {', '.join(R.TARGET_DEPTH_FRACTION)}")
     lv = level if isinstance(level, Level) else Level.parse(str(level))
     try:  # the body in its box: a full-size mask of a 512 x 512 x 400 grid took ~0.5 s per level to build and scan
-        body = BoxedMask.of_label(segmentation.labels, segmentation.body(lv).label)
+        body = BoxedMask.from_labels(segmentation.labels, segmentation.body(lv).label, segmentation.body_box(lv))
     except KeyError as exc:
         raise PlanError(str(exc)) from None
     if not body.any():

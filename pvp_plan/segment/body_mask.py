@@ -69,12 +69,12 @@ def vessel_mask(hu: np.ndarray, spacing_mm, options: ColumnOptions) -> np.ndarra
     opening = ball(options.vessel_opening_mm, spacing_mm)
     out = np.zeros(hu.shape, bool)
     enhanced = (hu > lo) & (hu < hi)
-    found = ndimage.find_objects(enhanced.view(np.uint8))
-    if not found:
+    enhanced_box = occupied_box(enhanced.view(np.uint8))
+    if enhanced_box is None:
         return out
     # the filters and the opening reach only a few voxels past the enhanced ones: work in their bounding box
     reach = [max(a // 2, b // 2) for a, b in zip(size, opening.shape)]
-    box = grown_box(found[0], reach, hu.shape)
+    box = grown_box(enhanced_box, reach, hu.shape)
     sub = hu[box]
     mean = ndimage.uniform_filter(sub, size)
     sq = ndimage.uniform_filter(sub * sub, size)
@@ -110,14 +110,14 @@ def column_mask(hu: np.ndarray, spacing_mm, track: CanalTrack, core: np.ndarray,
     """
     region, vessels = column_region_and_vessels(hu, spacing_mm, track, core, options)
     body, roots = np.zeros(hu.shape, bool), np.zeros(hu.shape, bool)
-    found = ndimage.find_objects(region.view(np.uint8))
-    if not found:
+    region_box = occupied_box(region.view(np.uint8))
+    if region_box is None:
         return body, roots
     # Every step below stays inside the region (openings, watershed and labelling never leave the mask), so it
     # runs in the region's box, grown by the reach of the one erosion that reads beyond it (the vessels'): the
     # same result as on the whole grid (column_mask 4.6 -> 1.1 s on a 512 x 512 x 400 CT).
     reach = [n // 2 for n in ball(_VESSEL_CORE_MM, spacing_mm).shape]
-    box = grown_box(found[0], reach, hu.shape)
+    box = grown_box(region_box, reach, hu.shape)
     body[box], roots[box] = column_in_box(hu[box], spacing_mm, region[box], vessels[box], core[box], t_body, options)
     return body, roots
 
