@@ -260,7 +260,7 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
         notices.append(Notice("leaves_bone", f"{lv.value} {fit.side}: between the bone entry and the tip the needle "
                               f"crosses {gap:.1f} mm of soft tissue (< {lb.soft_edge_hu:.0f} HU outside the bone): it "
                               "leaves the pedicle or passes between two bones", SAFETY, Severity.WARNING))
-    inf = _inferior_wall(ct, lb, fwd, fit)
+    inf = _inferior_wall(ct, lb, fwd, fit.center_lps_mm, d, _path_cranial(d, frame.spine_axis_lps, fit.cranial_lps))
     if inf is not None and inf < radius:
         ok = False
         notices.append(Notice("breaches_inferior_wall", f"{lv.value} {fit.side}: the needle breaches the inferior "
@@ -365,43 +365,55 @@ def _section_reasons(fit, spacing_mm) -> tuple[list[str], set[str]]:
     return why, sources
 
 
-def _inferior_wall(ct, lb: LevelBone, fwd, fit) -> float | None:
-    """Smallest distance from the path axis, inside the pedicle, to the outer surface of its inferior wall.
+def _path_cranial(direction_lps: np.ndarray, spine_axis_lps: np.ndarray, fallback_lps: np.ndarray) -> np.ndarray:
+    """Unit LPS direction perpendicular to a path (``direction_lps``, unit) toward the head: the spine axis
+    (unit, cranial) less its component along the path; ``fallback_lps`` when the path runs along the axis."""
+    up = np.asarray(spine_axis_lps, float)
+    up = up - (up @ direction_lps) * direction_lps
+    n = float(np.linalg.norm(up))
+    return up / n if n > 1e-6 else np.asarray(fallback_lps, float)
 
-    Measured caudally (perpendicular to the pedicle axis) to where the filled bone ends into soft tissue, at
-    each path point inside the filled bone (the body counts as bone) within 5 mm of the isthmus centre along
-    the pedicle axis and before the body: the stretch under which the exiting nerve root runs. A gap in the
-    filled bone none of whose samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the
-    threshold left out, e.g. at the pedicle's base on the body) is crossed, not taken for the wall's surface.
-    A ray that leaves the bone into soft tissue open behind (below the posterior surface where the needle
-    enters, not the foramen: :func:`_below_is_foramen`) has not met the inferior wall and is not counted;
-    None when no ray meets it.
+
+def _inferior_wall(ct, lb: LevelBone, fwd, centre_lps, direction_lps, cranial_lps) -> float | None:
+    """Smallest distance (mm) from the path, inside the pedicle, to the outer surface of its inferior wall.
+
+    ``fwd``: LPS points (mm) along the path from the bone entry to the tip; ``direction_lps``: the path's unit
+    direction; ``cranial_lps``: unit, perpendicular to the path, toward the head (:func:`_path_cranial`);
+    ``centre_lps``: the isthmus centre (mm). Measured caudally along ``-cranial_lps``, perpendicular to the
+    needle (not to the fitted pedicle axis, which on real CT may lie 20-40 degrees off the path: the needle is
+    what breaches the wall), to where the filled bone ends into soft tissue, at each path point inside the filled
+    bone (the body counts as bone) within ``_ISTHMUS_HALF_LENGTH_MM`` of the isthmus centre along the path and
+    before the body: the stretch under which the exiting nerve root runs. A gap in the filled bone none of whose
+    samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the threshold left out, e.g. at
+    the pedicle's base on the body) is crossed, not taken for the wall's surface. A ray that leaves the bone
+    into soft tissue open behind (below the posterior surface where the needle enters, not the foramen:
+    :func:`_below_is_foramen`) has not met the inferior wall and is not counted; None when no ray meets it.
     """
     inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
-    if len(ped):  # the isthmus region, within 5 mm of its centre along the pedicle, where the root runs below
-        ped = ped[np.abs((ped - fit.center_lps_mm) @ fit.axis_lps) <= _ISTHMUS_HALF_LENGTH_MM]
+    if len(ped):  # the isthmus region, within 5 mm of its centre along the path, where the root runs below
+        ped = ped[np.abs((ped - centre_lps) @ direction_lps) <= _ISTHMUS_HALF_LENGTH_MM]
     ped = ped[lb.sample(ct, ped, lb.filled) > 0.5] if len(ped) else ped
     if len(ped) == 0:
         return None
     steps = np.arange(0, 20.0, 0.25)
-    pts = (ped[:, None, :] - steps[None, :, None] * fit.cranial_lps).reshape(-1, 3)
+    pts = (ped[:, None, :] - steps[None, :, None] * cranial_lps).reshape(-1, 3)
     inside = (lb.sample(ct, pts, lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
     soft = (sample_hu(ct, pts) < lb.soft_edge_hu).reshape(len(ped), len(steps))
     found = []
     for p, i, s in zip(ped, inside, soft, strict=True):
         k = _exit_into_soft_tissue(i, s)
-        if k == len(steps) - 1 or _below_is_foramen(ct, lb, p - steps[k] * fit.cranial_lps, fit):
+        if k == len(steps) - 1 or _below_is_foramen(ct, lb, p - steps[k] * cranial_lps, direction_lps):
             found.append(float(steps[k]))
     return min(found) if found else None
 
 
-def _below_is_foramen(ct, lb: LevelBone, exit_lps, fit) -> bool:
+def _below_is_foramen(ct, lb: LevelBone, exit_lps, direction_lps) -> bool:
     """Whether the soft tissue where a caudal ray leaves the bone is the intervertebral foramen: bone (the
-    pars and facets that close the foramen behind) lies posterior to it, along the pedicle axis within
-    ``_FORAMEN_DEPTH_MM``. Below the posterior surface where the needle enters, the soft tissue opens
-    backwards (the back muscles) and no nerve root runs there."""
-    back = exit_lps - np.arange(0.0, _FORAMEN_DEPTH_MM, _STEP)[:, None] * fit.axis_lps
+    pars and facets that close the foramen behind) lies posterior to it, back along the path's direction
+    (``direction_lps``, unit, pointing into the body) within ``_FORAMEN_DEPTH_MM``. Below the posterior surface
+    where the needle enters, the soft tissue opens backwards (the back muscles) and no nerve root runs there."""
+    back = exit_lps - np.arange(0.0, _FORAMEN_DEPTH_MM, _STEP)[:, None] * direction_lps
     return bool((lb.sample(ct, back, lb.filled) > 0.5).any())
 
 

@@ -206,15 +206,45 @@ def test_inferior_wall_read_to_soft_tissue(phantom):
     fit = find_pedicle(ph.ct, lb, frame, "left")
     t = np.arange(-8.0, 8.0, 0.5)[:, None]
     on_axis = fit.center_lps_mm + t * fit.axis_lps
-    assert _inferior_wall(ph.ct, lb, on_axis, fit) >= 0.4 * fit.height_mm
+    along = (fit.axis_lps, fit.cranial_lps)
+    assert _inferior_wall(ph.ct, lb, on_axis, fit.center_lps_mm, *along) >= 0.4 * fit.height_mm
     low = on_axis - 0.5 * fit.height_mm * fit.cranial_lps
-    assert _inferior_wall(ph.ct, lb, low, fit) < 1.0
+    assert _inferior_wall(ph.ct, lb, low, fit.center_lps_mm, *along) < 1.0
     under = fit.center_lps_mm - 0.6 * fit.height_mm * fit.cranial_lps
-    assert _below_is_foramen(ph.ct, lb, under, fit)
-    assert not _below_is_foramen(ph.ct, lb, under - 45.0 * fit.axis_lps, fit)
+    assert _below_is_foramen(ph.ct, lb, under, fit.axis_lps)
+    assert not _below_is_foramen(ph.ct, lb, under - 45.0 * fit.axis_lps, fit.axis_lps)
     inside = np.array([1, 1, 0, 0, 1, 1, 0, 0, 0], bool)
     assert _exit_into_soft_tissue(inside, np.array([0, 0, 0, 0, 0, 0, 1, 1, 1], bool)) == 6
     assert _exit_into_soft_tissue(inside, np.array([0, 0, 0, 1, 0, 0, 1, 1, 1], bool)) == 2
+
+
+def test_inferior_wall_read_across_the_needle_not_the_fitted_axis(phantom, monkeypatch):
+    """The clearance under the needle is read perpendicular to the path. A pedicle axis fitted 25 degrees off in
+    the sagittal plane (real CT: fitted axes 20-40 degrees off the path) leaves the path and its inferior-wall
+    distance unchanged; read perpendicular to the fitted axis, the distance moved with the fit."""
+    import dataclasses
+
+    from pvp_plan.needle import planner
+
+    ph, seg = phantom
+    found = planner.search_pedicle
+
+    def tilted(*args, **kwargs):
+        fit, why = found(*args, **kwargs)
+        if fit is None:
+            return fit, why
+        a, k = np.radians(25.0), fit.lateral_lps  # rotate about the lateral direction (Rodrigues)
+        rot = lambda v: v * np.cos(a) + np.cross(k, v) * np.sin(a) + k * (k @ v) * (1 - np.cos(a))  # noqa: E731
+        return dataclasses.replace(fit, axis_lps=rot(fit.axis_lps), cranial_lps=rot(fit.cranial_lps)), why
+
+    before = {p.side: p for p in plan_level_needle_paths(ph.ct, seg, "L2")}
+    monkeypatch.setattr(planner, "search_pedicle", tilted)
+    after = {p.side: p for p in plan_level_needle_paths(ph.ct, seg, "L2")}
+    for side in ("left", "right"):
+        assert before[side].pedicle.axis_lps != after[side].pedicle.axis_lps
+        assert after[side].target_lps_mm == before[side].target_lps_mm
+        assert before[side].min_distance_to_inferior_wall_mm is not None
+        assert after[side].min_distance_to_inferior_wall_mm == before[side].min_distance_to_inferior_wall_mm
 
 
 def test_soft_tissue_run_along_the_path(phantom):
@@ -429,12 +459,16 @@ _NOT_MET = {
                                     "3 mm from its canal), and L3 right and L5 left fail",
 }
 # The same, planned on pvp-plan's automatic segmentation (what a user plans on; measured 2026-11-21, session 9:
-# 5 of 12 sides met, against 10 on the reference bodies). The body outline moves the planner's landmarks (the
-# posterior wall follows the concave wall; the spine axis comes from the neighbouring bodies) and so its search.
+# 5 of 12 sides met, against 10 on the reference bodies; 2026-11-22, session 10: still 5, L2 left met, L1 left not).
+# The body outline moves the planner's landmarks (the posterior wall follows the concave wall; the spine axis comes
+# from the neighbouring bodies) and so its search.
 _AUTO_NOT_MET = {
+    ("abdomen_3mm", "L1", "left"): "called unsafe (breaches_inferior_wall, 0.2 mm): the pedicle read with "
+                                   "partial-volume walls (16.4 x 16.8 mm); under the path's first 2 mm in bone the "
+                                   "rays cross its fatty core, 45-60 HU against the level's soft-tissue edge of 59 HU, "
+                                   "all inside the reference vertebra (session 10: read across the needle, not the "
+                                   "fitted axis; before, safe with the tip 3 mm off the midline)",
     ("abdomen_3mm", "L1", "right"): _AUTO_SAFE_BUT_OUTSIDE["abdomen_3mm", "L1"],
-    ("abdomen_3mm", "L2", "left"): "called unsafe (breaches_inferior_wall): isthmus read 12.1 x 22.9 mm, taller than "
-                                   "a pedicle (15.6 x 17.5 mm and safe on the reference bodies)",
     ("abdomen_3mm", "L3", "right"): "no pedicle found (8.8 x 15.1 mm and safe on the reference bodies)",
     ("abdomen_3mm", "L5", "left"): "called unsafe (enters_canal, leaves_bone): isthmus 10.0 x 9.0 mm, the path 0 mm "
                                    "from the reference canal (8.8 x 20.7 mm and safe on the reference bodies)",
