@@ -308,12 +308,19 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
                       soft_tissue_hu: float, ridge_mm: float, fraction: float) -> np.ndarray:
     """Redraw each level's boundary at full CT resolution within one working voxel of the coarse boundary.
 
-    ``labels`` is the coarse result repeated onto the CT grid (-1 = background); ``hu`` the CT's HU.
-    A voxel is kept where its lightly smoothed HU reaches :func:`cortical_edge_hu`, the ridge looked
-    for within ``ridge_mm`` (mm) and the edge ``fraction`` of the way to it.
+    ``labels`` is the coarse result repeated onto the CT grid (-1 = background); ``hu`` the CT's HU;
+    ``factors`` (z, y, x) the CT voxels per working voxel. A voxel is kept where its lightly smoothed HU
+    reaches :func:`cortical_edge_hu`, the ridge looked for within ``ridge_mm`` (mm) and the edge ``fraction``
+    of the way to it, or where it lies inside the coarse body: in-plane, one working voxel in from its outline;
+    along z, every CT slice of the coarse body but the outer ``factors[0] - 1`` of each end voxel. The end
+    slices themselves are :mod:`~pvp_plan.segment.end_slices`' to move (it models the endplate): the edge rule
+    reads its ridge in 3-D, so on an end slice of cancellous bone under the endplate's slice it took the
+    endplate for the ridge and cut the section's middle out (phantom L1 at 3 mm slices, working grid at the CT's
+    slices: 316 of the 564 voxels of the end section under the wedge's endplate, Dice 0.923).
     """
     out = np.full(labels.shape, -1, np.int16)
     size = tuple(2 * f + 1 for f in factors)
+    inner = (2 * factors[0] - 1,) + size[1:]  # the coarse body's interior, kept whatever the edge rule reads
     ridge = tuple(2 * max(1, int(round(ridge_mm / s))) + 1 for s in spacing_mm)
     for k, box in enumerate(segment_boxes(labels)):
         if box is None:
@@ -325,7 +332,7 @@ def refine_on_ct_grid(labels: np.ndarray, hu: np.ndarray, spacing_mm, factors, t
         grown = ndimage.maximum_filter(mk, size=size, mode="constant", cval=0)
         edge_hu = cortical_edge_hu(smooth, grown, t_edge, soft_tissue_hu, ridge, fraction)
         new = fill_holes_per_slice((smooth > edge_hu) & grown)
-        new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=size, mode="constant", cval=0))
+        new = fill_holes_per_slice(new | ndimage.minimum_filter(mk, size=inner, mode="constant", cval=0))
         new = largest_component(new)
         region = out[box]
         region[new & (region < 0)] = k

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pvp_plan.segment.body_mask import cortical_edge_hu
+from pvp_plan.segment.body_mask import cortical_edge_hu, refine_on_ct_grid
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.end_slices import (
     adjacent_slice_noise_correlation,
@@ -87,6 +87,32 @@ def test_end_slices_of_the_flat_bottom_at_2mm_are_dropped_whole():
     old = _ridge_rule(hu, ref, spacing)
     assert _agreement(old, ref)[1] == 0.0  # the slice 12-14 mm (35 % body) kept everywhere
     assert _agreement(refit_end_slices(old, hu, spacing, ColumnOptions()), ref)[1] >= 0.95
+
+
+def test_full_resolution_redraw_keeps_an_end_slice_of_cancellous_bone_under_the_endplate():
+    """``refine_on_ct_grid`` with the working grid on the CT's 3 mm slices (factor 1 along z). The body's end
+    slices are cancellous bone (180 HU); each endplate (900 HU, 0.8 mm) lies wholly in the next slice out, whose
+    centre is outside the body. The edge rule reads its ridge in 3-D, i.e. on that endplate slice: the end slices
+    are the end-slice fit's to move, not the edge rule's to hollow (the phantom's L1 at 3 mm lost 316 of the 564
+    voxels of its end section that way)."""
+    spacing, nz, sub = (3.0, 1.0, 1.0), 16, 30
+    bottom, top = 8.2, 33.8  # endplates 8.2-9.0 and 33.0-33.8 mm: in slices 2 (6-9 mm) and 11 (33-36 mm)
+    zf = (np.arange(nz * sub) + 0.5) / sub * spacing[0]
+    body = (zf > bottom) & (zf < top)
+    column = np.where(body, np.where((zf < bottom + 0.8) | (zf > top - 0.8), 900.0, 180.0), 90.0)
+    hu = np.full((nz, 40, 40), 40.0, np.float32)
+    hu[:, 5:35, 5:35] = column.reshape(nz, sub).mean(axis=1)[:, None, None]
+    hu = ndimage.gaussian_filter(hu, [0.6 / s for s in spacing])
+    zc = (np.arange(nz) + 0.5) * spacing[0]
+    ref = np.zeros(hu.shape, bool)
+    ref[(zc > bottom) & (zc < top), 5:35, 5:35] = True
+    out = refine_on_ct_grid(np.where(ref, 0, -1).astype(np.int16), hu, spacing, (1, 2, 2), 100.0, 40.0, 2.0,
+                            ColumnOptions().edge_fraction)
+    ends = np.flatnonzero(ref.any(axis=(1, 2)))[[0, -1]]
+    assert list(ends) == [3, 10]
+    for z in ends:
+        inner = ndimage.binary_erosion(ref[z], iterations=3)
+        assert (out[z][inner] == 0).all(), (z, int((out[z][inner] == 0).sum()), int(inner.sum()))
 
 
 def test_end_slice_fit_can_be_turned_off():
