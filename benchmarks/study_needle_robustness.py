@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/study_needle_robustness.py`` (needs ../shared/data). For the abdomen L1-L5 and the
 chest T12 it plans both sides on several body segmentations and prints, per segmentation, how many of the 12 sides
 meet issue 5's target (a path called safe, at least 95 % of its bone course inside TotalSegmentator's vertebra,
-clear of its canal, isthmus width in the published range) and how many paths called safe leave that vertebra:
+clear of its canal, isthmus width in the published range) and how many paths called safe leave that vertebra, and of
+those how many have the verdict "safe" rather than "safe_unverified" (``NeedlePath.verdict``):
 
 * ``reference``: TotalSegmentator's bodies (what ``tests/needle`` checks first);
 * ``reference, one slice less / more at each end``: the same bodies with their end slices trimmed or grown, the
@@ -69,7 +70,7 @@ def main() -> int:
                 "reference, one slice more at each end": lambda m: _ends_moved(m, 1),
                 "reference, convex sections": _convex_sections, "automatic": "automatic"}
     for name, change in variants.items():
-        met, safe_outside, sides = 0, 0, []
+        met, safe_outside, verified_outside, sides = 0, 0, 0, []
         for case, level in CASES:
             ct, seg, vmask = reference(case, level)
             if change == "automatic":
@@ -88,9 +89,11 @@ def main() -> int:
                 ok = p.safe and not out_of_reference and band.low <= p.pedicle.width_mm <= band.high
                 met += ok
                 safe_outside += p.safe and out_of_reference
-                sides.append(f"{tag}:{'ok' if ok else 'SAFE-OUTSIDE' if p.safe and out_of_reference else 'no'}")
-        print(f"{name:40s} target met {met:2d} of 12, safe but outside the reference {safe_outside}   "
-              + " ".join(sides), flush=True)
+                verified_outside += p.verdict == "safe" and out_of_reference
+                outside = "SAFE-OUTSIDE" if p.verdict == "safe" else "UNVERIFIED-OUTSIDE"
+                sides.append(f"{tag}:{'ok' if ok else outside if p.safe and out_of_reference else 'no'}")
+        print(f"{name:40s} target met {met:2d} of 12, safe but outside the reference {safe_outside} "
+              f"({verified_outside} with verdict safe)   " + " ".join(sides), flush=True)
     return 0
 
 

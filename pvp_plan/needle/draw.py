@@ -10,8 +10,9 @@ from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.needle.types import NeedlePath
 from pvp_plan.rules.needle import GAUGE_OD_MM
 
-SAFE_RGBA = (0.1, 0.85, 0.2, 1.0)
-UNSAFE_RGBA = (0.95, 0.1, 0.1, 1.0)
+#: Colour of a path by its verdict (``NeedlePath.verdict``), RGBA 0-1, in napari and in the report's figures:
+#: cyan, yellow, red (told apart by lightness too, for colour-blind readers).
+VERDICT_RGBA = {"safe": (0.0, 0.9, 1.0, 1.0), "safe_unverified": (1.0, 0.85, 0.0, 1.0), "unsafe": (1.0, 0.0, 0.0, 1.0)}
 
 
 def _start(path: NeedlePath):
@@ -29,21 +30,22 @@ def needle_layer_data(paths: Sequence[NeedlePath]) -> dict:
     dict
         ``"lines"``: list of (2, 3) float arrays, [entry, target] per drawable path (skin entry, or the
         bone entry when the skin is out of view), for a Shapes layer with ``shape_type="line"``;
-        ``"properties"``: per line lists ``level``, ``side``, ``gauge``, ``safe``;
-        ``"colors"``: (n_lines, 4) RGBA, green when safe, red otherwise;
+        ``"properties"``: per line lists ``level``, ``side``, ``gauge``, ``safe``, ``verdict``;
+        ``"colors"``: (n_lines, 4) RGBA by verdict (``VERDICT_RGBA``);
         ``"edge_width_mm"``: needle outer diameter per line;
         ``"points"``: (n_points, 3) array of skin entry, bone entry, isthmus centre and target;
         ``"point_properties"``: per point ``level``, ``side``, ``kind``.
     """
-    lines, props, colors, widths = [], {"level": [], "side": [], "gauge": [], "safe": []}, [], []
+    lines, props, colors, widths = [], {"level": [], "side": [], "gauge": [], "safe": [], "verdict": []}, [], []
     points, pprops = [], {"level": [], "side": [], "kind": []}
     for p in paths:
         start = _start(p)
         if start is not None and p.target_lps_mm is not None:
             lines.append(np.array([start[::-1], p.target_lps_mm[::-1]], dtype=float))
-            for k, v in (("level", p.level), ("side", p.side), ("gauge", p.gauge), ("safe", p.safe)):
+            for k, v in (("level", p.level), ("side", p.side), ("gauge", p.gauge), ("safe", p.safe),
+                         ("verdict", p.verdict)):
                 props[k].append(v)
-            colors.append(SAFE_RGBA if p.safe else UNSAFE_RGBA)
+            colors.append(VERDICT_RGBA[p.verdict])
             widths.append(GAUGE_OD_MM[p.gauge].value)
         for kind, pt in (("skin_entry", p.skin_entry_lps_mm), ("bone_entry", p.bone_entry_lps_mm),
                          ("isthmus_center", p.pedicle.isthmus_center_lps_mm), ("target", p.target_lps_mm)):

@@ -441,9 +441,10 @@ def morphometry_notices(lv: Level, side: str, width_mm: float, height_mm: float)
     width range for cervical levels), height against ``PEDICLE_HEIGHT_MM``. Outside the range the pedicle is
     unusual or the section was misread (a tilted axis widens it, a section at a wall thins it): the operator
     checks it on the images. The path's safety checks are not changed by it, but the path is suspect too: on the
-    shared real CT (abdomen L1-L5, chest T12, planned on the reference bodies and on pvp-plan's own), 3 of 7 paths
-    called safe with such a figure left the reference vertebra over 3-7 mm, none of the 11 with both figures in
-    range (2026-11-21).
+    shared real CT (abdomen L1-L5, chest T12, planned on the reference bodies and on pvp-plan's own), 3 of 8 paths
+    called safe with such a figure left the reference vertebra over 3-7 mm, none of the 10 with both figures in
+    range (2026-11-22): a safe path with this caution has the verdict ``safe_unverified``
+    (:data:`pvp_plan.needle.types.UNVERIFIED_BY`).
     """
     width_rule = {Region.THORACIC: R.PEDICLE_WIDTH_THORACIC_MM, Region.LUMBAR: R.PEDICLE_WIDTH_LUMBAR_MM}.get(lv.region)
     out = []

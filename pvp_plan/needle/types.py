@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 
 from pvp_plan.messages import Notice
 
+#: Cautions after which a path that passes every safety check is reported "safe_unverified", not "safe": on the
+#: shared real CT (abdomen L1-L5 and chest T12, planned on the reference bodies and on pvp-plan's own), 3 of the 8
+#: paths called safe with an isthmus figure outside its published range left the reference vertebra over 3-7 mm of
+#: their bone course, none of the 10 without one (2026-11-22, ``benchmarks/study_needle_robustness.py`` cases).
+UNVERIFIED_BY = frozenset({"isthmus_outside_published_range"})
+#: The verdicts, best first.
+VERDICTS = ("safe", "safe_unverified", "unsafe")
+
 
 @dataclass(frozen=True)
 class PedicleMeasurement:
@@ -50,8 +58,18 @@ class NeedlePath:
     target_offset_from_midline_mm: float | None = None
     skin_entry_slice_index: int | None = None  # axial slice (z index) of the skin entry on the internal grid
 
+    @property
+    def verdict(self) -> str:
+        """``"safe"``: every safety check passed and the pedicle reading is within its published ranges;
+        ``"safe_unverified"``: every check passed, but a caution in ``UNVERIFIED_BY`` says the reading itself is
+        doubtful (check the pedicle and the path on the images before relying on either); ``"unsafe"``."""
+        if not self.safe:
+            return "unsafe"
+        return "safe_unverified" if any(n.code in UNVERIFIED_BY for n in self.notices) else "safe"
+
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
+        d["verdict"] = self.verdict
         d["pedicle"] = dict(self.pedicle.__dict__)
         d["notices"] = [n.to_dict() for n in self.notices]
         return d

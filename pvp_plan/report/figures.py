@@ -11,11 +11,11 @@ import io
 
 import numpy as np
 
+from pvp_plan.needle.draw import VERDICT_RGBA
+
 #: CT display window (HU) of the report images (bone window).
 WINDOW_HU = (-250.0, 1000.0)
 _FLAG_COLOUR = "#ff3b30"
-_SAFE_PATH_COLOUR = "#00e5ff"
-_UNSAFE_PATH_COLOUR = "#ff9500"
 
 
 def _figure(width_in: float, height_in: float):
@@ -47,17 +47,19 @@ def _needle_segments(plan, level_plan):
     for p in level_plan.needle_paths:
         entry = p.skin_entry_lps_mm or p.bone_entry_lps_mm
         if entry is not None and p.target_lps_mm is not None:
-            out.append((np.asarray(entry, dtype=float), np.asarray(p.target_lps_mm, dtype=float), p.safe))
+            out.append((np.asarray(entry, dtype=float), np.asarray(p.target_lps_mm, dtype=float), p.verdict))
     return out
 
 
 def _draw_needle_paths(ax, ct, segments, h_axis: int, v_axis: int) -> None:
-    """Draw (entry, target, safe) paths projected on the image plane spanned by array axes ``h_axis`` (horizontal)
-    and ``v_axis`` (vertical), in mm at voxel centres (index x spacing); target marked x; safe cyan, unsafe orange."""
+    """Draw (entry, target, verdict) paths projected on the image plane spanned by array axes ``h_axis``
+    (horizontal) and ``v_axis`` (vertical), in mm at voxel centres (index x spacing); target marked x; coloured by
+    verdict as in napari (``pvp_plan.needle.draw.VERDICT_RGBA``: safe cyan, safe but unverified yellow, unsafe
+    red)."""
     sp = ct.spacing_mm
-    for entry, target, safe in segments:
+    for entry, target, verdict in segments:
         e, t = ct.lps_to_index(entry), ct.lps_to_index(target)
-        colour = _SAFE_PATH_COLOUR if safe else _UNSAFE_PATH_COLOUR
+        colour = VERDICT_RGBA[verdict]
         ax.plot([e[h_axis] * sp[h_axis], t[h_axis] * sp[h_axis]], [e[v_axis] * sp[v_axis], t[v_axis] * sp[v_axis]],
                 color=colour, lw=1.5)
         ax.plot(t[h_axis] * sp[h_axis], t[v_axis] * sp[v_axis], marker="x", color=colour, ms=6)

@@ -89,6 +89,15 @@ def _table(plan) -> str:
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
 
 
+#: A needle path's verdict (``NeedlePath.verdict``) in the level card; the notices saying why follow the card.
+_VERDICT_HTML = {
+    "safe": "acceptable (every safety check passed)",
+    "safe_unverified": ("<b class='flag'>acceptable but UNVERIFIED</b>: every safety check passed, but the pedicle "
+                        "reading is outside its published range (caution below): check the pedicle and the path "
+                        "on the images before relying on either"),
+    "unsafe": "<b class='flag'>NOT acceptable</b> (warnings below)",
+}
+
 #: Level notices summarised once in the "Cement volume" card instead of repeated on every level.
 _SUMMARISED = ("fill_exceeds_5ml", "posterior_third_stop", "typical_volume", "biomechanics_context",
                "not_plannable")  # the reason is shown in red at the top of the card
@@ -156,7 +165,7 @@ def _level_card(plan, lp) -> str:
     if lp.needle_paths:
         lines = []
         for p in lp.needle_paths:
-            lines.append(f"{_e(p.side)} {_e(p.gauge)}: {'acceptable' if p.safe else 'NOT acceptable'}"
+            lines.append(f"{_e(p.side)} {_e(p.gauge)}: {_VERDICT_HTML[p.verdict]}"
                          + (f", {p.skin_to_target_mm:.0f} mm skin to target" if p.skin_to_target_mm else ""))
         kv.append(("Needle paths", "<br>".join(lines)))
     parts.append('<dl class="kv">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in kv) + "</dl>")

@@ -214,6 +214,8 @@ def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, pha
 def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, phantom, phantom_nifti):
     from dataclasses import replace
 
+    from pvp_plan.needle.draw import VERDICT_RGBA
+    from pvp_plan.needle.planner import morphometry_notices
     from pvp_plan.needle.types import NeedlePath, PedicleMeasurement
 
     viewer = make_napari_viewer()
@@ -222,26 +224,30 @@ def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, pha
     body = model.segmentation.bodies[2]
     c = np.asarray(body.centroid_lps_mm)
 
-    def path(side, dx, safe):
+    def path(side, dx, safe, notices=()):
         skin, entry = tuple(c + (dx, 60.0, 0.0)), tuple(c + (dx / 2, 25.0, 0.0))
         return NeedlePath(level=body.level.value, side=side, gauge="11G",
                           pedicle=PedicleMeasurement(side, 6.0, 12.0, entry), skin_entry_lps_mm=skin,
                           bone_entry_lps_mm=entry, target_lps_mm=tuple(c), mediolateral_angle_deg=15.0,
                           craniocaudal_angle_deg=0.0, skin_to_target_mm=60.0, bone_entry_to_target_mm=25.0,
-                          min_distance_to_medial_wall_mm=2.0, min_distance_to_inferior_wall_mm=2.0, safe=safe)
+                          min_distance_to_medial_wall_mm=2.0, min_distance_to_inferior_wall_mm=2.0, safe=safe,
+                          notices=notices)
 
-    paths = (path("left", 20.0, True), path("right", -20.0, False))
+    doubt = morphometry_notices(body.level, "left", 25.0, 12.0)  # a width above the published range
+    paths = (path("left", 20.0, True), path("right", -20.0, False), path("left", 10.0, True, tuple(doubt)))
     for label, lp in list(model.level_plans.items()):  # only the stand-in paths of this level are drawn
         model.level_plans[label] = replace(lp, needle_paths=paths if label == body.label else ())
     widget._show_needles()
     shapes = next(ly for ly in viewer.layers if type(ly).__name__ == "Shapes")
     points = next(ly for ly in viewer.layers if type(ly).__name__ == "Points")
-    assert shapes.shape_type == ["line", "line"]
+    assert shapes.shape_type == ["line", "line", "line"]
     np.testing.assert_allclose(shapes.data[0], np.array([paths[0].skin_entry_lps_mm, c])[:, ::-1])
-    assert list(shapes.features["side"]) == ["left", "right"]
-    assert list(shapes.features["safe"]) == [True, False]  # unsafe paths drawn red
-    np.testing.assert_allclose(shapes.edge_color[1][:3], (1.0, 0.0, 0.0))
-    assert len(points.data) == 4  # bone entry and target of each path
+    assert list(shapes.features["side"]) == ["left", "right", "left"]
+    assert list(shapes.features["safe"]) == [True, False, True]
+    assert list(shapes.features["verdict"]) == ["safe", "unsafe", "safe_unverified"]
+    for k, verdict in enumerate(shapes.features["verdict"]):  # cyan, red, yellow: as in the report
+        np.testing.assert_allclose(shapes.edge_color[k], VERDICT_RGBA[verdict])
+    assert len(points.data) == 6  # bone entry and target of each path
     assert viewer.layers.selection.active is widget.labels_layer  # painting stays one click away
     widget._show_needles()  # re-drawing replaces the layers instead of piling them up
     assert sum(type(ly).__name__ == "Shapes" for ly in viewer.layers) == 1

@@ -15,18 +15,23 @@ from tests.plan.conftest import make_spine
 
 
 def _fake_paths(ct, segmentation, level, *, gauge, target):
+    """Two safe paths; the right one's isthmus width is above the published range (verdict safe_unverified)."""
+    from pvp_plan.levels import Level
+    from pvp_plan.needle.planner import morphometry_notices
+
     body = segmentation.body(level)
     c = np.asarray(body.centroid_lps_mm)
     out = []
-    for side, sign in (("left", 1.0), ("right", -1.0)):
+    for side, sign, width in (("left", 1.0, 8.0), ("right", -1.0, 19.0)):
         entry = c + np.array([sign * 25.0, 60.0, 0.0])
         tip = c + np.array([sign * 3.0, -6.0, 0.0])
         out.append(NeedlePath(level=level, side=side, gauge=gauge,
-                              pedicle=PedicleMeasurement(side, 8.0, 14.0, None),
+                              pedicle=PedicleMeasurement(side, width, 14.0, None),
                               skin_entry_lps_mm=tuple(entry), bone_entry_lps_mm=None, target_lps_mm=tuple(tip),
                               mediolateral_angle_deg=20.0, craniocaudal_angle_deg=0.0, skin_to_target_mm=70.0,
                               bone_entry_to_target_mm=35.0, min_distance_to_medial_wall_mm=2.0,
-                              min_distance_to_inferior_wall_mm=2.0, safe=True))
+                              min_distance_to_inferior_wall_mm=2.0, safe=True,
+                              notices=tuple(morphometry_notices(Level(level), side, width, 14.0))))
     return tuple(out)
 
 
@@ -40,8 +45,12 @@ def test_needle_paths_are_stored_written_and_drawn(tmp_path, monkeypatch):
     paths = write_case_outputs(plan, tmp_path)
     d = json.loads(paths["json"].read_text())
     assert len(d["levels"][0]["needle_paths"]) == 2 and d["levels"][0]["needle_paths"][0]["safe"] is True
+    assert [p["verdict"] for p in d["levels"][0]["needle_paths"]] == ["safe", "safe_unverified"]
     html = paths["html"].read_text()
     assert "needle paths (entry to target)" in html
+    assert "left 13G: acceptable (every safety check passed)" in html
+    assert "right 13G: <b class='flag'>acceptable but UNVERIFIED</b>" in html
+    assert "measured isthmus width 19.0 mm is above the published 7-18 mm" in html  # the caution saying why
 
 
 def test_unavailable_needle_planning_is_a_notice(monkeypatch):
@@ -80,13 +89,15 @@ def test_10g_caution_reaches_the_case_notices(gauge, cautioned, normal_spine_pla
 
 
 def _path_pixels(png: bytes) -> int:
-    """Pixels of the safe-path colour (#00e5ff) in a PNG."""
+    """Pixels of the needle-path colours (``VERDICT_RGBA``) in a PNG."""
     import io
 
     import matplotlib.image as mpimg
 
+    from pvp_plan.needle.draw import VERDICT_RGBA
+
     rgb = mpimg.imread(io.BytesIO(png), format="png")[..., :3]
-    return int((np.abs(rgb - np.array([0.0, 229 / 255, 1.0])).max(axis=-1) < 0.08).sum())
+    return int(sum((np.abs(rgb - np.array(c[:3])).max(axis=-1) < 0.08).sum() for c in VERDICT_RGBA.values()))
 
 
 def test_level_sagittal_close_up_draws_the_level_paths(monkeypatch):

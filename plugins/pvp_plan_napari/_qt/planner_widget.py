@@ -39,6 +39,7 @@ from qtpy.QtWidgets import (
 
 from pvp_plan.errors import InputError, LabelMapError
 from pvp_plan.levels import Level
+from pvp_plan.needle.draw import VERDICT_RGBA
 from pvp_plan_napari import _table
 from pvp_plan_napari._layers import (
     LEVEL_COLOURS,
@@ -339,7 +340,7 @@ class PlannerWidget(QWidget):
             if self._has(layer):
                 self.viewer.layers.remove(layer.name)
         self.needle_layers = []
-        lines, props, points = [], {"level": [], "side": [], "safe": []}, []
+        lines, props, points = [], {"level": [], "side": [], "safe": [], "verdict": []}, []
         for lp in self.model.ordered_level_plans():
             for path in getattr(lp, "needle_paths", ()):
                 a = path.skin_entry_lps_mm or path.bone_entry_lps_mm
@@ -350,11 +351,12 @@ class PlannerWidget(QWidget):
                 props["level"].append(str(lp.level))
                 props["side"].append(path.side)
                 props["safe"].append(bool(path.safe))
+                props["verdict"].append(path.verdict)
                 points += [p for p in (path.bone_entry_lps_mm, path.target_lps_mm) if p is not None]
         if not lines:
             return
         data, meta, _ = needle_shapes_data(lines, props)
-        meta["edge_color"] = ["yellow" if s else "red" for s in props["safe"]]
+        meta["edge_color"] = [VERDICT_RGBA[v] for v in props["verdict"]]
         meta.pop("features")
         shapes = _unwrap(self.viewer.add_shapes(data, **meta))
         shapes.features = props
