@@ -180,8 +180,8 @@ def test_phantom_end_slices_follow_the_endplates(phantom_segmented):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: per-body Dice >= 0.95 on the phantom "
-                                       "(2026-11-21, session 8: at 2 x 0.8 x 0.8 mm only T10, read as cut by the "
-                                       "field of view, 0.940, the rest 0.953-0.973; 0.895-0.964 at 3 x 1 x 1 mm; "
+                                       "(2026-11-22, session 10: at 2 x 0.8 x 0.8 mm only T10, read as cut by the "
+                                       "field of view, 0.947, the rest 0.954-0.973; 0.907-0.967 at 3 x 1 x 1 mm; "
                                        "met at 1 x 0.6 x 0.6 mm, test_phantom_target_dice_on_thin_slices)")
 def test_phantom_target_dice(phantom_segmented):
     ph, seg = phantom_segmented
@@ -213,12 +213,13 @@ def test_phantom_volumes_within_10_percent(phantom_segmented):
 
 def test_phantom_target_volume(phantom_segmented, request):
     """Issue 3's volume target, within 3 % of the analytic body for every level. Met at 2 x 0.8 x 0.8 mm since
-    session 8 (-2.8 to +2.3 %: the ring given back around the pedicle-root cut now holds at least a voxel)."""
+    session 8 (-2.8 to +2.3 %: the ring given back around the pedicle-root cut now holds at least a voxel; session
+    10: -2.6 to +2.9 %, the end slices' interior kept for the end-slice fit)."""
     ph, seg = phantom_segmented
     if ph.ct.spacing_mm[0] >= 3.0:
         request.applymarker(pytest.mark.xfail(
-            strict=True, reason="issue 3 target not met yet at 3 x 1 x 1 mm (2026-11-21, session 8: -5.7 to +1.8 %, "
-                                "T10, read as cut, -5.1 %): whole 3 mm end slices are kept or dropped where a concave "
+            strict=True, reason="issue 3 target not met yet at 3 x 1 x 1 mm (2026-11-22, session 10: -3.4 to +2.7 %, "
+                                "T10, read as cut, -2.7 %): whole 3 mm end slices are kept or dropped where a concave "
                                 "endplate crosses them"))
     for b in seg.bodies:
         truth = ph.truth["levels"][b.level.value]["volume_ml"]
