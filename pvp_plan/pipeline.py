@@ -158,7 +158,10 @@ class CasePlan:
                 "posterior_mm": _r(c and c.posterior_mm), "height_loss": _r(c and c.height_loss, 2),
                 "genant_grade": None if c is None else c.genant_grade,
                 "wall_breach": None if w is None else w.flag, "wall_breach_side": (w.side if w and w.flag else "") or "",
-                "n_needle_paths": len(lp.needle_paths), "flags": "; ".join(lp.flags),
+                "n_needle_paths": len(lp.needle_paths),
+                **{f"needle_{side}": next((p.verdict for p in lp.needle_paths if p.side == side), "")
+                   for side in ("left", "right")},
+                "flags": "; ".join(lp.flags),
             })
         return rows
 

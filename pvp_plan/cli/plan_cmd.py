@@ -8,6 +8,10 @@ import typer
 
 from pvp_plan.cli.common import console, err_console
 
+#: A needle path's verdict (``NeedlePath.verdict``; "" = no path on that side) in the terminal table.
+_VERDICT_SHORT = {"safe": "[green]ok[/green]", "safe_unverified": "[yellow]chk[/yellow]", "unsafe": "[red]NO[/red]",
+                  "": "-"}
+
 
 def print_plan_table(plan) -> None:
     """A compact terminal table of a CasePlan, then its case-level and flagged-level notices."""
@@ -16,8 +20,10 @@ def print_plan_table(plan) -> None:
     table = Table(title="PVP plan (decision support; the operator decides)", title_style="bold", pad_edge=False,
                   box=None, header_style="bold")
     for col, just in (("Lvl", "left"), ("mL", "right"), ("Fill mL", "right"), (">5", "center"), ("2/3 mL", "right"),
-                      ("Density HU", "left"), ("A/M/P mm", "right"), ("G", "center"), ("Wall", "left")):
-        table.add_column(col, justify=just, no_wrap=True)
+                      ("Density HU", "left"), ("A/M/P mm", "right"), ("G", "center"), ("Needle", "center"),
+                      ("Wall", "left")):
+        # the words wrap in a narrow terminal; the figures and level names are never cut
+        table.add_column(col, justify=just, no_wrap=col not in ("Density HU", "Wall"))
     short = {"osteoporotic": "osteop."}
     for lp, r in zip(plan.levels, plan.table_rows(), strict=True):
         vol = f"{r['body_volume_ml']:.1f}" if lp.plannable else "[dim]n/p[/dim]"
@@ -33,11 +39,14 @@ def print_plan_table(plan) -> None:
         if (r["genant_grade"] or 0) >= 1:
             grade = f"[red]{grade}[/red]"
         wall = "—" if r["wall_breach"] is None else (f"[red]breach {r['wall_breach_side']}[/red]" if r["wall_breach"] else "ok")
-        table.add_row(lp.level, vol, fill, exceeds, stop, dens, hts, grade, wall)
+        needles = "/".join(_VERDICT_SHORT[r[f"needle_{side}"]] for side in ("left", "right")) if lp.needle_paths else "—"
+        table.add_row(lp.level, vol, fill, exceeds, stop, dens, hts, grade, needles, wall)
     console.print(table)
     console.print("[dim]mL: body volume; Fill: CQ5 50-70% of it; >5: above the CQ5 5 mL caution; 2/3 mL: body "
-                  "anterior to its posterior third; A/M/P: heights; G: Genant grade; n/p: not plannable[/dim]",
-                  highlight=False)
+                  "anterior to its posterior third; A/M/P: heights; G: Genant grade; Needle: transpedicular path, "
+                  "left/right: ok = every safety check passed, chk = passed but the pedicle reading is outside its "
+                  "published range (check it on the images), NO = not acceptable, - = none (report.html says why); "
+                  "n/p: not plannable[/dim]", highlight=False)
     for n in plan.notices:
         console.print(f"[yellow]•[/yellow] {n.message} [dim]({n.source})[/dim]", highlight=False)
     shown = ("fill_exceeds_5ml", "sclerotic_density", "lytic_density", "posterior_wall_breach", "collapse_grade",

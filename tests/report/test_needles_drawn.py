@@ -110,3 +110,21 @@ def test_level_sagittal_close_up_draws_the_level_paths(monkeypatch):
     with_paths = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",)))
     assert _path_pixels(level_sagittal_png(without, without.level("L2"))) == 0
     assert _path_pixels(level_sagittal_png(with_paths, with_paths.level("L2"))) > 50
+
+
+def test_each_side_s_verdict_in_the_table_rows_and_the_terminal(monkeypatch):
+    """plan.csv / batch rows carry each side's verdict; the terminal table shows it (ok / chk / NO)."""
+    from pvp_plan.cli.common import console
+    from pvp_plan.cli.plan_cmd import print_plan_table
+
+    monkeypatch.setattr(pvp_plan.needle, "plan_level_needle_paths", _fake_paths, raising=False)
+    ct, seg = make_spine()
+    plan = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",)))
+    row = plan.table_rows()[0]
+    assert (row["needle_left"], row["needle_right"]) == ("safe", "safe_unverified")
+    with console.capture() as captured:
+        print_plan_table(plan)
+    out = " ".join(captured.get().split())  # the legend wraps at the console's width
+    assert "Needle" in out and " ok/chk " in out and "chk = passed but the pedicle reading" in out
+    without = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
+    assert (without.table_rows()[0]["needle_left"], without.table_rows()[0]["needle_right"]) == ("", "")
