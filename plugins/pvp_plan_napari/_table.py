@@ -20,6 +20,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("density", "Density", "Trabecular density class (thresholds in the report)"),
     ("breach", "Wall", "Posterior wall breach flag"),
     ("collapse", "Collapse", "Genant grade from the body heights"),
+    ("needles", "Needle L/R", "Transpedicular path per side: ok = every safety check passed; chk = passed, but the "
+                              "pedicle reading is outside its published range (check it on the images); NO = not "
+                              "acceptable; - = no path on that side (the row's tooltip says why)"),
     ("plannable", "Plan", "Plannable: no when cut by the field of view or low confidence"),
 )
 HEADERS = tuple(c[1] for c in COLUMNS)
@@ -47,8 +50,21 @@ def level_row(lp: Any) -> dict[str, str]:
         "density": NOT_MEASURED if dens is None else dens.density_class,
         "breach": NOT_MEASURED if wall is None else ("BREACH" if wall.flag else "intact"),
         "collapse": collapse,
+        "needles": _needles(getattr(lp, "needle_paths", ())),
         "plannable": "yes" if lp.plannable else "no",
     }
+
+
+#: A needle path's verdict (``NeedlePath.verdict``) in the table.
+_VERDICT_SHORT = {"safe": "ok", "safe_unverified": "chk", "unsafe": "NO"}
+
+
+def _needles(paths) -> str:
+    """``left/right`` verdicts of a level's needle paths (``-`` for a side without a path; em dash when none)."""
+    if not paths:
+        return NOT_MEASURED
+    by_side = {p.side: _VERDICT_SHORT[p.verdict] for p in paths}
+    return "/".join(by_side.get(side, "-") for side in ("left", "right"))
 
 
 def level_tooltip(lp: Any) -> str:
@@ -63,7 +79,7 @@ def level_tooltip(lp: Any) -> str:
 
 
 def is_alert(key: str, lp: Any) -> bool:
-    """Cells to highlight: >5 mL caution, wall breach, not plannable, collapse graded."""
+    """Cells to highlight: >5 mL caution, wall breach, not plannable, collapse graded, a needle path not safe."""
     if key == "caution":
         return lp.fill is not None and lp.fill.exceeds_5ml_caution
     if key == "breach":
@@ -72,6 +88,8 @@ def is_alert(key: str, lp: Any) -> bool:
         return not lp.plannable
     if key == "collapse":
         return lp.collapse is not None and (lp.collapse.genant_grade or 0) >= 1
+    if key == "needles":
+        return any(p.verdict != "safe" for p in getattr(lp, "needle_paths", ()))
     if key == "density":
         return lp.density is not None and lp.density.density_class in ("sclerotic", "lytic", "mixed")
     return False
