@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pvp_plan.needle.types import VERDICT_SHORT
+
 NOT_MEASURED = "\u2014"
 
 #: (key, header, tooltip) of each column, left to right.
@@ -55,15 +57,11 @@ def level_row(lp: Any) -> dict[str, str]:
     }
 
 
-#: A needle path's verdict (``NeedlePath.verdict``) in the table.
-_VERDICT_SHORT = {"safe": "ok", "safe_unverified": "chk", "unsafe": "NO"}
-
-
 def _needles(paths) -> str:
     """``left/right`` verdicts of a level's needle paths (``-`` for a side without a path; em dash when none)."""
     if not paths:
         return NOT_MEASURED
-    by_side = {p.side: _VERDICT_SHORT[p.verdict] for p in paths}
+    by_side = {p.side: VERDICT_SHORT[p.verdict] for p in paths}
     return "/".join(by_side.get(side, "-") for side in ("left", "right"))
 
 

@@ -8,9 +8,15 @@ import typer
 
 from pvp_plan.cli.common import console, err_console
 
-#: A needle path's verdict (``NeedlePath.verdict``; "" = no path on that side) in the terminal table.
-_VERDICT_SHORT = {"safe": "[green]ok[/green]", "safe_unverified": "[yellow]chk[/yellow]", "unsafe": "[red]NO[/red]",
-                  "": "-"}
+#: Colour of each verdict (``NeedlePath.verdict``) in the terminal table.
+_VERDICT_STYLE = {"safe": "green", "safe_unverified": "yellow", "unsafe": "red"}
+
+
+def _verdict_cell(verdict: str) -> str:
+    """A side's verdict as ok / chk / NO in its colour; ``-`` when that side has no path (``verdict`` "")."""
+    from pvp_plan.needle.types import VERDICT_SHORT
+
+    return f"[{_VERDICT_STYLE[verdict]}]{VERDICT_SHORT[verdict]}[/]" if verdict else "-"
 
 
 def print_plan_table(plan) -> None:
@@ -39,7 +45,7 @@ def print_plan_table(plan) -> None:
         if (r["genant_grade"] or 0) >= 1:
             grade = f"[red]{grade}[/red]"
         wall = "—" if r["wall_breach"] is None else (f"[red]breach {r['wall_breach_side']}[/red]" if r["wall_breach"] else "ok")
-        needles = "/".join(_VERDICT_SHORT[r[f"needle_{side}"]] for side in ("left", "right")) if lp.needle_paths else "—"
+        needles = "/".join(_verdict_cell(r[f"needle_{side}"]) for side in ("left", "right")) if lp.needle_paths else "—"
         table.add_row(lp.level, vol, fill, exceeds, stop, dens, hts, grade, needles, wall)
     console.print(table)
     console.print("[dim]mL: body volume; Fill: CQ5 50-70% of it; >5: above the CQ5 5 mL caution; 2/3 mL: body "

@@ -14,8 +14,8 @@ from pvp_plan.messages import Notice
 #: paths called safe with an isthmus figure outside its published range left the reference vertebra over 3-7 mm of
 #: their bone course, none of the 10 without one (2026-11-22, ``benchmarks/study_needle_robustness.py`` cases).
 UNVERIFIED_BY = frozenset({"isthmus_outside_published_range"})
-#: The verdicts, best first.
-VERDICTS = ("safe", "safe_unverified", "unsafe")
+#: Each verdict in a word, for narrow tables (the terminal's and the napari plugin's).
+VERDICT_SHORT = {"safe": "ok", "safe_unverified": "chk", "unsafe": "NO"}
 
 
 @dataclass(frozen=True)
