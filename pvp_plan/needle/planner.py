@@ -33,6 +33,11 @@ SAFETY = "pvp-plan safety check"
 _STEP = 0.5
 _ISTHMUS_HALF_LENGTH_MM = 5.0
 _FORAMEN_DEPTH_MM = 20.0  # the pars and facets close the foramen behind within this distance of the pedicle
+#: The place check's allowance (voxels along y) for "behind the body's posterior wall": the wall line is the centre
+#: of the body's last voxel at the midline and a section's centre is interpolated, each known to about half a voxel.
+#: Without it the phantom's true L5 pedicles (1 x 0.6 x 0.6 mm; isthmus beside the body at the wall line, 0.3-0.4 mm
+#: in front of it) read "not transpedicular".
+_PLACE_TOLERANCE_VOXELS = 1.0
 
 
 def _t(p) -> tuple[float, float, float] | None:
@@ -300,8 +305,9 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
     """Reasons the path is not a transpedicular path (empty when it is); each a ``not_transpedicular`` notice.
 
     1. Place: the bone entry and the isthmus centre lie lateral to the canal's lateral wall on their slice
-       and posterior to the body's posterior wall (:func:`pvp_plan.needle.canal.canal_extent_mm`); a
-       translaminar path enters bone behind the canal, medial to its wall.
+       and posterior to the body's posterior wall, to within ``_PLACE_TOLERANCE_VOXELS``
+       (:func:`pvp_plan.needle.canal.canal_extent_mm`); a translaminar path enters bone behind the canal, medial
+       to its wall.
     2. Section: the isthmus is a bone bridge with two walls: its width and height are at least
        ``PEDICLE_SLIVER_FACTOR`` x the apparent cortex (``PEDICLE_CORTEX_MM``, or the voxel size along
        the measured direction when larger), and width / height lies in ``PEDICLE_WIDTH_TO_HEIGHT``.
@@ -320,7 +326,7 @@ def _transpedicular_notices(ct, lb: LevelBone, frame, fit, bone_entry, ml_deg: f
         lat = (i[2] - frame.midline_x) * sign * sp[2]
         behind = (i[1] - frame.posterior_wall_y) * sp[1]
         wall = float(wall_mm[int(np.clip(round(i[0] - o[0]), 0, len(wall_mm) - 1))])
-        if lat < wall or behind < 0.0:
+        if lat < wall or behind < -_PLACE_TOLERANCE_VOXELS * sp[1]:
             why.append(f"the {name} ({lat:.1f} mm lateral of the midline, {behind:.1f} mm behind the body's "
                        f"posterior wall) is not lateral to the canal (wall at {wall:.1f} mm) behind the body")
             sources.add(SAFETY)

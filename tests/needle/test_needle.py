@@ -93,6 +93,18 @@ def _on_lamina(ct, frame, fit):
     return ct.index_to_lps(np.array([i[0], frame.posterior_wall_y + 22.0 / sp[1], frame.midline_x - 4.0 / sp[2]]))
 
 
+def test_phantom_lower_lumbar_pedicles_on_thin_slices_are_transpedicular(fine_phantom):
+    """1 x 0.6 x 0.6 mm: the phantom's L5 isthmus lies beside the body at its posterior wall line (0.3-0.4 mm in front
+    of the last body voxel's centre); its true pedicles are transpedicular and safe (they read not transpedicular
+    without the place check's one-voxel allowance)."""
+    ph = fine_phantom
+    seg = Segmentation.from_label_map(ph.body_labels, ph.ct, method="truth")
+    for level in ("L4", "L5"):
+        for p in plan_level_needle_paths(ph.ct, seg, level):
+            assert "not_transpedicular" not in {n.code for n in p.notices}, (level, p.side)
+            assert p.safe, (level, p.side, [n.code for n in p.notices])
+
+
 def test_real_ct_translaminar_path_flagged_not_transpedicular():
     """Abdomen L4 right (real CT): a path entering bone on the lamina behind the canal, or running sagittally (0 deg,
     L4 pedicles converge about 18 deg), is flagged ``not_transpedicular`` and never called safe; the planned path
