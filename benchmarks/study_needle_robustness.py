@@ -20,10 +20,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-from scipy import ndimage
-from skimage.morphology import convex_hull_image
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.needle.real_cases
 
 from pvp_plan.needle import plan_level_needle_paths  # noqa: E402
@@ -33,31 +29,11 @@ from pvp_plan.segment.types import Segmentation  # noqa: E402
 CASES = [("abdomen_3mm", lv) for lv in ("L1", "L2", "L3", "L4", "L5")] + [("thorax_1p5mm", "T12")]
 
 
-def _ends_moved(labels: np.ndarray, slices: int) -> np.ndarray:
-    """Each body's end slices trimmed (``slices < 0``) or grown into background (``slices > 0``), column by column."""
-    out = labels.copy()
-    for lab in np.unique(labels[labels > 0]):
-        body = labels == lab
-        if slices < 0:
-            out[body & ~ndimage.binary_erosion(body, np.ones((3, 1, 1), bool), iterations=-slices)] = 0
-        else:
-            grown = ndimage.binary_dilation(body, np.ones((3, 1, 1), bool), iterations=slices)
-            out[grown & (out == 0)] = lab
-    return out
-
-
-def _convex_sections(labels: np.ndarray) -> np.ndarray:
-    out = labels.copy()
-    for lab in np.unique(labels[labels > 0]):
-        body = labels == lab
-        for z in np.flatnonzero(body.any(axis=(1, 2))):
-            out[z][convex_hull_image(body[z]) & (out[z] == 0)] = lab
-    return out
-
-
 def main() -> int:
     from tests.needle.real_cases import (
         automatic_segmentation,
+        convex_sections,
+        ends_moved,
         path_against_reference,
         reference,
         reference_canal_distance_mm,
@@ -66,9 +42,9 @@ def main() -> int:
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not root.exists():
         sys.exit(f"shared data not found: {root}")
-    variants = {"reference": None, "reference, one slice less at each end": lambda m: _ends_moved(m, -1),
-                "reference, one slice more at each end": lambda m: _ends_moved(m, 1),
-                "reference, convex sections": _convex_sections, "automatic": "automatic"}
+    variants = {"reference": None, "reference, one slice less at each end": lambda m: ends_moved(m, -1),
+                "reference, one slice more at each end": lambda m: ends_moved(m, 1),
+                "reference, convex sections": convex_sections, "automatic": "automatic"}
     for name, change in variants.items():
         met, safe_outside, verified_outside, sides = 0, 0, 0, []
         for case, level in CASES:

@@ -22,8 +22,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("density", "Density", "Trabecular density class (thresholds in the report)"),
     ("breach", "Wall", "Posterior wall breach flag"),
     ("collapse", "Collapse", "Genant grade from the body heights"),
-    ("needles", "Needle L/R", "Transpedicular path per side: ok = every safety check passed; chk = passed, but the "
-                              "pedicle reading is outside its published range (check it on the images); NO = not "
+    ("needles", "Needle L/R", "Transpedicular path per side: ok = every safety check passed; chk = passed, but a "
+                              "caution says it may leave the pedicle (check it on the images); NO = not "
                               "acceptable; - = no path on that side (the row's tooltip says why)"),
     ("plannable", "Plan", "Plannable: no when cut by the field of view or low confidence"),
 )

@@ -50,8 +50,8 @@ def print_plan_table(plan) -> None:
     console.print(table)
     console.print("[dim]mL: body volume; Fill: CQ5 50-70% of it; >5: above the CQ5 5 mL caution; 2/3 mL: body "
                   "anterior to its posterior third; A/M/P: heights; G: Genant grade; Needle: transpedicular path, "
-                  "left/right: ok = every safety check passed, chk = passed but the pedicle reading is outside its "
-                  "published range (check it on the images), NO = not acceptable, - = none (report.html says why); "
+                  "left/right: ok = every safety check passed, chk = passed, but a caution says it may leave the "
+                  "pedicle (check it on the images), NO = not acceptable, - = none (report.html says why); "
                   "n/p: not plannable[/dim]", highlight=False)
     for n in plan.notices:
         console.print(f"[yellow]•[/yellow] {n.message} [dim]({n.source})[/dim]", highlight=False)

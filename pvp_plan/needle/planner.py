@@ -265,11 +265,18 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
         notices.append(Notice("leaves_bone", f"{lv.value} {fit.side}: between the bone entry and the tip the needle "
                               f"crosses {gap:.1f} mm of soft tissue (< {lb.soft_edge_hu:.0f} HU outside the bone): it "
                               "leaves the pedicle or passes between two bones", SAFETY, Severity.WARNING))
-    inf = _inferior_wall(ct, lb, fwd, fit.center_lps_mm, d, _path_cranial(d, frame.spine_axis_lps, fit.cranial_lps))
+    cranial = _path_cranial(d, frame.spine_axis_lps, fit.cranial_lps)
+    inf = _wall_clearance_mm(ct, lb, fwd, fit.center_lps_mm, d, -cranial)
     if inf is not None and inf < radius:
         ok = False
         notices.append(Notice("breaches_inferior_wall", f"{lv.value} {fit.side}: the needle breaches the inferior "
                               f"pedicle wall (nerve root) ({inf:.1f} mm from the axis)", SAFETY, Severity.WARNING))
+    sup = _wall_clearance_mm(ct, lb, fwd, fit.center_lps_mm, d, cranial)
+    if sup is not None and sup < radius:  # not a listed safety check: it makes the path unverified, not unsafe
+        notices.append(Notice("breaches_superior_wall", f"{lv.value} {fit.side}: the needle (radius {radius:.2f} mm) "
+                              f"crosses the pedicle's superior wall ({sup:.1f} mm from the axis): it leaves the "
+                              "pedicle through its roof, toward the foramen above; check the path on the images",
+                              SAFETY, Severity.CAUTION))
     ahead = tgt + np.arange(0, radius + R.ANTERIOR_CORTEX_CLEARANCE_MM.value + 1e-9, _STEP)[:, None] * d
     if not (lb.sample(ct, ahead, lb.body, order=0) > 0.5).all():
         ok = False
@@ -288,6 +295,7 @@ def _evaluate(ct, lb: LevelBone, outline, canal_d, fit, tgt, radius, lv, frame) 
                   bone_entry_to_target_mm=round(depth, 2),
                   min_distance_to_medial_wall_mm=None if min_canal is None else round(min_canal, 2),
                   min_distance_to_inferior_wall_mm=None if inf is None else round(inf, 2),
+                  min_distance_to_superior_wall_mm=None if sup is None else round(sup, 2),
                   skin_entry_slice_index=None if skin is None else int(round(ct.lps_to_index(skin)[0])))
     return {"ok": ok, "notices": notices, "fields": fields}
 
@@ -380,20 +388,21 @@ def _path_cranial(direction_lps: np.ndarray, spine_axis_lps: np.ndarray, fallbac
     return up / n if n > 1e-6 else np.asarray(fallback_lps, float)
 
 
-def _inferior_wall(ct, lb: LevelBone, fwd, centre_lps, direction_lps, cranial_lps) -> float | None:
-    """Smallest distance (mm) from the path, inside the pedicle, to the outer surface of its inferior wall.
+def _wall_clearance_mm(ct, lb: LevelBone, fwd, centre_lps, direction_lps, outward_lps) -> float | None:
+    """Smallest distance (mm) from the path, inside the pedicle, to the outer surface of the pedicle's wall that
+    lies along ``outward_lps``: caudal for the inferior wall, cranial for the superior.
 
     ``fwd``: LPS points (mm) along the path from the bone entry to the tip; ``direction_lps``: the path's unit
-    direction; ``cranial_lps``: unit, perpendicular to the path, toward the head (:func:`_path_cranial`);
-    ``centre_lps``: the isthmus centre (mm). Measured caudally along ``-cranial_lps``, perpendicular to the
-    needle (not to the fitted pedicle axis, which on real CT may lie 20-40 degrees off the path: the needle is
-    what breaches the wall), to where the filled bone ends into soft tissue, at each path point inside the filled
-    bone (the body counts as bone) within ``_ISTHMUS_HALF_LENGTH_MM`` of the isthmus centre along the path and
-    before the body: the stretch under which the exiting nerve root runs. A gap in the filled bone none of whose
+    direction; ``outward_lps``: unit, perpendicular to the path (:func:`_path_cranial` or its opposite);
+    ``centre_lps``: the isthmus centre (mm). Measured along ``outward_lps``, perpendicular to the needle (not to
+    the fitted pedicle axis, which on real CT may lie 20-40 degrees off the path: the needle is what breaches the
+    wall), to where the filled bone ends into soft tissue, at each path point inside the filled bone (the body
+    counts as bone) within ``_ISTHMUS_HALF_LENGTH_MM`` of the isthmus centre along the path and before the body:
+    the stretch under which the exiting nerve root runs (inferior wall). A gap in the filled bone none of whose
     samples reads as soft tissue (< ``LevelBone.soft_edge_hu``: cancellous bone the threshold left out, e.g. at
     the pedicle's base on the body) is crossed, not taken for the wall's surface. A ray that leaves the bone
-    into soft tissue open behind (below the posterior surface where the needle enters, not the foramen:
-    :func:`_below_is_foramen`) has not met the inferior wall and is not counted; None when no ray meets it.
+    into soft tissue open behind (beside the posterior surface where the needle enters, not the foramen:
+    :func:`_beside_is_foramen`) has not met the wall and is not counted; None when no ray meets it.
     """
     inb = lb.sample(ct, fwd, lb.body, order=0) > 0.5
     ped = fwd[: np.argmax(inb)] if inb.any() else fwd
@@ -403,22 +412,23 @@ def _inferior_wall(ct, lb: LevelBone, fwd, centre_lps, direction_lps, cranial_lp
     if len(ped) == 0:
         return None
     steps = np.arange(0, 20.0, 0.25)
-    pts = (ped[:, None, :] - steps[None, :, None] * cranial_lps).reshape(-1, 3)
+    pts = (ped[:, None, :] + steps[None, :, None] * outward_lps).reshape(-1, 3)
     inside = (lb.sample(ct, pts, lb.filled | lb.body) > 0.5).reshape(len(ped), len(steps))
     soft = (sample_hu(ct, pts) < lb.soft_edge_hu).reshape(len(ped), len(steps))
     found = []
     for p, i, s in zip(ped, inside, soft, strict=True):
         k = _exit_into_soft_tissue(i, s)
-        if k == len(steps) - 1 or _below_is_foramen(ct, lb, p - steps[k] * cranial_lps, direction_lps):
+        if k == len(steps) - 1 or _beside_is_foramen(ct, lb, p + steps[k] * outward_lps, direction_lps):
             found.append(float(steps[k]))
     return min(found) if found else None
 
 
-def _below_is_foramen(ct, lb: LevelBone, exit_lps, direction_lps) -> bool:
-    """Whether the soft tissue where a caudal ray leaves the bone is the intervertebral foramen: bone (the
-    pars and facets that close the foramen behind) lies posterior to it, back along the path's direction
-    (``direction_lps``, unit, pointing into the body) within ``_FORAMEN_DEPTH_MM``. Below the posterior surface
-    where the needle enters, the soft tissue opens backwards (the back muscles) and no nerve root runs there."""
+def _beside_is_foramen(ct, lb: LevelBone, exit_lps, direction_lps) -> bool:
+    """Whether the soft tissue where a ray leaves the pedicle (below or above it) is an intervertebral foramen:
+    bone (the pars, facets and articular processes that close the foramen behind) lies posterior to it, back along
+    the path's direction (``direction_lps``, unit, pointing into the body) within ``_FORAMEN_DEPTH_MM``. Beside the
+    posterior surface where the needle enters, the soft tissue opens backwards (the back muscles) and no nerve
+    root runs there."""
     back = exit_lps - np.arange(0.0, _FORAMEN_DEPTH_MM, _STEP)[:, None] * direction_lps
     return bool((lb.sample(ct, back, lb.filled) > 0.5).any())
 

@@ -12,8 +12,10 @@ from pvp_plan.messages import Notice
 #: Cautions after which a path that passes every safety check is reported "safe_unverified", not "safe": on the
 #: shared real CT (abdomen L1-L5 and chest T12, planned on the reference bodies and on pvp-plan's own), 3 of the 8
 #: paths called safe with an isthmus figure outside its published range left the reference vertebra over 3-7 mm of
-#: their bone course, none of the 10 without one (2026-11-22, ``benchmarks/study_needle_robustness.py`` cases).
-UNVERIFIED_BY = frozenset({"isthmus_outside_published_range"})
+#: their bone course, none of the 10 without one; the needle crossing the pedicle's superior wall marks the only
+#: path called safe that leaves the vertebra on the study's perturbed bodies (reference grown by a slice, L4 right)
+#: and one of the three above (2026-11-22, ``benchmarks/study_needle_robustness.py``).
+UNVERIFIED_BY = frozenset({"isthmus_outside_published_range", "breaches_superior_wall"})
 #: Each verdict in a word, for narrow tables (the terminal's and the napari plugin's).
 VERDICT_SHORT = {"safe": "ok", "safe_unverified": "chk", "unsafe": "NO"}
 
@@ -57,12 +59,14 @@ class NeedlePath:
     unipedicular_reaches_midline: bool | None = None  # this path alone reaches the anterior-third midline
     target_offset_from_midline_mm: float | None = None
     skin_entry_slice_index: int | None = None  # axial slice (z index) of the skin entry on the internal grid
+    min_distance_to_superior_wall_mm: float | None = None  # as the inferior: from the path to the pedicle's roof
 
     @property
     def verdict(self) -> str:
         """``"safe"``: every safety check passed and the pedicle reading is within its published ranges;
-        ``"safe_unverified"``: every check passed, but a caution in ``UNVERIFIED_BY`` says the reading itself is
-        doubtful (check the pedicle and the path on the images before relying on either); ``"unsafe"``."""
+        ``"safe_unverified"``: every check passed, but a caution in ``UNVERIFIED_BY`` says the path may leave the
+        pedicle (an isthmus figure outside its published range, or the needle through the pedicle's roof): check
+        the pedicle and the path on the images before relying on either; ``"unsafe"``."""
         if not self.safe:
             return "unsafe"
         return "safe_unverified" if any(n.code in UNVERIFIED_BY for n in self.notices) else "safe"

@@ -92,9 +92,9 @@ def _table(plan) -> str:
 #: A needle path's verdict (``NeedlePath.verdict``) in the level card; the notices saying why follow the card.
 _VERDICT_HTML = {
     "safe": "acceptable (every safety check passed)",
-    "safe_unverified": ("<b class='flag'>acceptable but UNVERIFIED</b>: every safety check passed, but the pedicle "
-                        "reading is outside its published range (caution below): check the pedicle and the path "
-                        "on the images before relying on either"),
+    "safe_unverified": ("<b class='flag'>acceptable but UNVERIFIED</b>: every safety check passed, but a caution "
+                        "below says the path may leave the pedicle: check the pedicle and the path on the images "
+                        "before relying on either"),
     "unsafe": "<b class='flag'>NOT acceptable</b> (warnings below)",
 }
 

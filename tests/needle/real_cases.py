@@ -104,3 +104,28 @@ def planned(source: str, case: str, level: str):
     return ct, vmask, plan_level_needle_paths(ct, seg, level)
 
 
+def ends_moved(labels: np.ndarray, slices: int) -> np.ndarray:
+    """Each body's end slices trimmed (``slices < 0``) or grown into background (``slices > 0``), column by column."""
+    from scipy import ndimage
+
+    out = labels.copy()
+    for lab in np.unique(labels[labels > 0]):
+        body = labels == lab
+        if slices < 0:
+            out[body & ~ndimage.binary_erosion(body, np.ones((3, 1, 1), bool), iterations=-slices)] = 0
+        else:
+            grown = ndimage.binary_dilation(body, np.ones((3, 1, 1), bool), iterations=slices)
+            out[grown & (out == 0)] = lab
+    return out
+
+
+def convex_sections(labels: np.ndarray) -> np.ndarray:
+    """Each body's axial sections replaced by their convex hulls (posterolateral corners filled)."""
+    from skimage.morphology import convex_hull_image
+
+    out = labels.copy()
+    for lab in np.unique(labels[labels > 0]):
+        body = labels == lab
+        for z in np.flatnonzero(body.any(axis=(1, 2))):
+            out[z][convex_hull_image(body[z]) & (out[z] == 0)] = lab
+    return out

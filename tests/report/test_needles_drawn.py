@@ -49,7 +49,7 @@ def test_needle_paths_are_stored_written_and_drawn(tmp_path, monkeypatch):
     html = paths["html"].read_text()
     assert "needle paths (entry to target)" in html
     assert "left 13G: acceptable (every safety check passed)" in html
-    assert "right 13G: <b class='flag'>acceptable but UNVERIFIED</b>" in html
+    assert "right 13G: <b class='flag'>acceptable but UNVERIFIED</b>: every safety check passed, but a caution" in html
     assert "measured isthmus width 19.0 mm is above the published 7-18 mm" in html  # the caution saying why
 
 
@@ -125,6 +125,6 @@ def test_each_side_s_verdict_in_the_table_rows_and_the_terminal(monkeypatch):
     with console.capture() as captured:
         print_plan_table(plan)
     out = " ".join(captured.get().split())  # the legend wraps at the console's width
-    assert "Needle" in out and " ok/chk " in out and "chk = passed but the pedicle reading" in out
+    assert "Needle" in out and " ok/chk " in out and "chk = passed, but a caution says it may leave the pedicle" in out
     without = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
     assert (without.table_rows()[0]["needle_left"], without.table_rows()[0]["needle_right"]) == ("", "")
