@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
+from pvp_plan.needle.types import VERDICT_SHORT
 from pvp_plan.report.figures import axial_png, level_colour, level_sagittal_png, sagittal_png
 
 _CSS = """
@@ -67,7 +68,7 @@ def _swatch(label: int) -> str:
 def _table(plan) -> str:
     head = ("<tr><th>Level</th><th>Plannable</th><th>Body mL</th><th>Fill 50-70% mL</th><th>&gt; 5 mL</th>"
             "<th>Ant. 2/3 mL</th><th>Density</th><th>HU med.</th><th>A/M/P mm</th><th>Genant</th>"
-            "<th>Post. wall</th><th>Needles</th></tr>")
+            "<th>Post. wall</th><th>Needle L/R</th></tr>")
     rows = []
     for lp, r in zip(plan.levels, plan.table_rows(), strict=True):
         fill = "—" if r["fill_low_ml"] is None else f"{r['fill_low_ml']:.1f}-{r['fill_high_ml']:.1f}"
@@ -85,8 +86,18 @@ def _table(plan) -> str:
             f"<td>{_e('—' if r['posterior_third_stop_ml'] is None else r['posterior_third_stop_ml'])}</td>"
             f"<td{dens_cls}>{_e(dens)}</td><td>{_e('—' if r['hu_median'] is None else int(r['hu_median']))}</td>"
             f"<td>{_e(heights)}</td><td{grade_cls}>{_e(grade)}</td><td{wall_cls}>{_e(wall)}</td>"
-            f"<td>{r['n_needle_paths']}</td></tr>")
-    return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
+            f"<td>{_e(_needle_cell(lp, r))}</td></tr>")
+    legend = ("<p class='context'>Needle L/R: ok = every safety check passed; chk = passed, but a caution says the "
+              "path may leave the pedicle (check it on the images); NO = not acceptable; - = no path on that side. "
+              "Each level's card says why.</p>")
+    return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>{legend}'
+
+
+def _needle_cell(lp, row) -> str:
+    """Left/right verdicts in a word (``VERDICT_SHORT``; ``-`` for a side without a path); em dash when none."""
+    if not lp.needle_paths:
+        return "—"
+    return "/".join(VERDICT_SHORT.get(row[f"needle_{side}"], "-") for side in ("left", "right"))
 
 
 #: A needle path's verdict (``NeedlePath.verdict``) in the level card; the notices saying why follow the card.

@@ -51,6 +51,7 @@ def test_needle_paths_are_stored_written_and_drawn(tmp_path, monkeypatch):
     assert "left 13G: acceptable (every safety check passed)" in html
     assert "right 13G: <b class='flag'>acceptable but UNVERIFIED</b>: every safety check passed, but a caution" in html
     assert "measured isthmus width 19.0 mm is above the published 7-18 mm" in html  # the caution saying why
+    assert "<th>Needle L/R</th>" in html and "<td>ok/chk</td></tr>" in html  # the summary table's cell
 
 
 def test_unavailable_needle_planning_is_a_notice(monkeypatch):
