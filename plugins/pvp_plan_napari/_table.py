@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pvp_plan.needle.types import VERDICT_SHORT
+from pvp_plan.needle.types import VERDICT_LEGEND, verdicts_in_words
 
 NOT_MEASURED = "\u2014"
 
@@ -22,9 +22,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("density", "Density", "Trabecular density class (thresholds in the report)"),
     ("breach", "Wall", "Posterior wall breach flag"),
     ("collapse", "Collapse", "Genant grade from the body heights"),
-    ("needles", "Needle L/R", "Transpedicular path per side: ok = every safety check passed; chk = passed, but a "
-                              "caution says it may leave the pedicle (check it on the images); NO = not "
-                              "acceptable; - = no path on that side (the row's tooltip says why)"),
+    ("needles", "Needle L/R", f"Transpedicular path per side: {VERDICT_LEGEND} (the row's tooltip says why)"),
     ("plannable", "Plan", "Plannable: no when cut by the field of view or low confidence"),
 )
 HEADERS = tuple(c[1] for c in COLUMNS)
@@ -52,17 +50,9 @@ def level_row(lp: Any) -> dict[str, str]:
         "density": NOT_MEASURED if dens is None else dens.density_class,
         "breach": NOT_MEASURED if wall is None else ("BREACH" if wall.flag else "intact"),
         "collapse": collapse,
-        "needles": _needles(getattr(lp, "needle_paths", ())),
+        "needles": verdicts_in_words(getattr(lp, "needle_paths", ())),
         "plannable": "yes" if lp.plannable else "no",
     }
-
-
-def _needles(paths) -> str:
-    """``left/right`` verdicts of a level's needle paths (``-`` for a side without a path; em dash when none)."""
-    if not paths:
-        return NOT_MEASURED
-    by_side = {p.side: VERDICT_SHORT[p.verdict] for p in paths}
-    return "/".join(by_side.get(side, "-") for side in ("left", "right"))
 
 
 def level_tooltip(lp: Any) -> str:

@@ -12,16 +12,16 @@ from pvp_plan.cli.common import console, err_console
 _VERDICT_STYLE = {"safe": "green", "safe_unverified": "yellow", "unsafe": "red"}
 
 
-def _verdict_cell(verdict: str) -> str:
-    """A side's verdict as ok / chk / NO in its colour; ``-`` when that side has no path (``verdict`` "")."""
-    from pvp_plan.needle.types import VERDICT_SHORT
-
-    return f"[{_VERDICT_STYLE[verdict]}]{VERDICT_SHORT[verdict]}[/]" if verdict else "-"
+def _in_verdict_colour(verdict: str, word: str) -> str:
+    """``word`` in ``verdict``'s terminal colour (rich markup)."""
+    return f"[{_VERDICT_STYLE[verdict]}]{word}[/]"
 
 
 def print_plan_table(plan) -> None:
     """A compact terminal table of a CasePlan, then its case-level and flagged-level notices."""
     from rich.table import Table
+
+    from pvp_plan.needle.types import VERDICT_LEGEND, verdicts_in_words
 
     table = Table(title="PVP plan (decision support; the operator decides)", title_style="bold", pad_edge=False,
                   box=None, header_style="bold")
@@ -45,14 +45,12 @@ def print_plan_table(plan) -> None:
         if (r["genant_grade"] or 0) >= 1:
             grade = f"[red]{grade}[/red]"
         wall = "—" if r["wall_breach"] is None else (f"[red]breach {r['wall_breach_side']}[/red]" if r["wall_breach"] else "ok")
-        needles = "/".join(_verdict_cell(r[f"needle_{side}"]) for side in ("left", "right")) if lp.needle_paths else "—"
+        needles = verdicts_in_words(lp.needle_paths, mark=_in_verdict_colour)
         table.add_row(lp.level, vol, fill, exceeds, stop, dens, hts, grade, needles, wall)
     console.print(table)
     console.print("[dim]mL: body volume; Fill: CQ5 50-70% of it; >5: above the CQ5 5 mL caution; 2/3 mL: body "
                   "anterior to its posterior third; A/M/P: heights; G: Genant grade; Needle: transpedicular path, "
-                  "left/right: ok = every safety check passed, chk = passed, but a caution says it may leave the "
-                  "pedicle (check it on the images), NO = not acceptable, - = none (report.html says why); "
-                  "n/p: not plannable[/dim]", highlight=False)
+                  f"left/right: {VERDICT_LEGEND} (report.html says why); n/p: not plannable[/dim]", highlight=False)
     for n in plan.notices:
         console.print(f"[yellow]•[/yellow] {n.message} [dim]({n.source})[/dim]", highlight=False)
     shown = ("fill_exceeds_5ml", "sclerotic_density", "lytic_density", "posterior_wall_breach", "collapse_grade",

@@ -5,6 +5,7 @@ All points are LPS (x, y, z) in millimetres; angles in degrees.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pvp_plan.messages import Notice
@@ -16,8 +17,11 @@ from pvp_plan.messages import Notice
 #: path called safe that leaves the vertebra on the study's perturbed bodies (reference grown by a slice, L4 right)
 #: and one of the three above (2026-11-22, ``benchmarks/study_needle_robustness.py``).
 UNVERIFIED_BY = frozenset({"isthmus_outside_published_range", "breaches_superior_wall"})
-#: Each verdict in a word, for narrow tables (the terminal's and the napari plugin's).
+#: Each verdict in a word, for narrow tables (the terminal's, the report's and the napari plugin's) ...
 VERDICT_SHORT = {"safe": "ok", "safe_unverified": "chk", "unsafe": "NO"}
+#: ... and what the words mean, for their legends.
+VERDICT_LEGEND = ("ok = every safety check passed; chk = passed, but a caution says it may leave the pedicle (check "
+                  "it on the images); NO = not acceptable; - = no path on that side")
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,17 @@ class NeedlePath:
         d["pedicle"] = dict(self.pedicle.__dict__)
         d["notices"] = [n.to_dict() for n in self.notices]
         return d
+
+
+def verdicts_in_words(paths: Sequence[NeedlePath], mark: Callable[[str, str], str] | None = None) -> str:
+    """A level's paths as ``left/right`` words (``VERDICT_SHORT``; ``-`` for a side without a path), an em dash
+    when it has none; ``mark(verdict, word)`` may dress each word (e.g. the terminal's colour)."""
+    if not paths:
+        return "\u2014"
+    by_side = {p.side: p.verdict for p in paths}
+    words = []
+    for side in ("left", "right"):
+        verdict = by_side.get(side)
+        word = "-" if verdict is None else VERDICT_SHORT[verdict]
+        words.append(word if verdict is None or mark is None else mark(verdict, word))
+    return "/".join(words)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
-from pvp_plan.needle.types import VERDICT_SHORT
+from pvp_plan.needle.types import VERDICT_LEGEND, verdicts_in_words
 from pvp_plan.report.figures import axial_png, level_colour, level_sagittal_png, sagittal_png
 
 _CSS = """
@@ -86,18 +86,9 @@ def _table(plan) -> str:
             f"<td>{_e('—' if r['posterior_third_stop_ml'] is None else r['posterior_third_stop_ml'])}</td>"
             f"<td{dens_cls}>{_e(dens)}</td><td>{_e('—' if r['hu_median'] is None else int(r['hu_median']))}</td>"
             f"<td>{_e(heights)}</td><td{grade_cls}>{_e(grade)}</td><td{wall_cls}>{_e(wall)}</td>"
-            f"<td>{_e(_needle_cell(lp, r))}</td></tr>")
-    legend = ("<p class='context'>Needle L/R: ok = every safety check passed; chk = passed, but a caution says the "
-              "path may leave the pedicle (check it on the images); NO = not acceptable; - = no path on that side. "
-              "Each level's card says why.</p>")
+            f"<td>{_e(verdicts_in_words(lp.needle_paths))}</td></tr>")
+    legend = f"<p class='context'>Needle L/R: {_e(VERDICT_LEGEND)}. Each level's card says why.</p>"
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>{legend}'
-
-
-def _needle_cell(lp, row) -> str:
-    """Left/right verdicts in a word (``VERDICT_SHORT``; ``-`` for a side without a path); em dash when none."""
-    if not lp.needle_paths:
-        return "—"
-    return "/".join(VERDICT_SHORT.get(row[f"needle_{side}"], "-") for side in ("left", "right"))
 
 
 #: A needle path's verdict (``NeedlePath.verdict``) in the level card; the notices saying why follow the card.
