@@ -106,6 +106,83 @@ def test_phantom_lower_lumbar_pedicles_on_thin_slices_are_transpedicular(fine_ph
             assert p.safe, (level, p.side, [n.code for n in p.notices])
 
 
+_FINE_LEVELS = ("T11", "T12", "L1", "L2", "L3", "L4", "L5")
+
+
+@pytest.fixture(scope="module")
+def fine_pedicles(fine_phantom):
+    """The fine phantom's isthmus fits per (level, side), from its true bodies."""
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.pedicle import find_pedicle
+
+    ph = fine_phantom
+    seg = Segmentation.from_label_map(ph.body_labels, ph.ct, method="truth")
+    fits = {}
+    for level in _FINE_LEVELS:
+        frame = body_frame(ph.ct, seg.mask(level), spine_axis_lps=seg.body(level).axis_lps)
+        lb = level_bone(ph.ct, seg.mask(level), frame)
+        for side in ("left", "right"):
+            fits[level, side] = find_pedicle(ph.ct, lb, frame, side)
+    return fits
+
+
+_WIDE_ROLLED = ("the isthmus is read across the fitted axis in the image's axial plane: at L4 the fitted axis lies "
+                 "18 degrees off (width +0.8 to +1.0 mm); L5 lies back in the lordosis, so its width chord rolls "
+                 "about the axis onto the inferior articular process at the true isthmus (18 mm) and the narrowest "
+                 "section is 3.7 mm anterior (+0.7 to +0.8 mm). Widths read across the true axis (L4 +0.3 to +0.4) "
+                 "or the spine axis (L5 +0.3 to +0.4) were tried in session 11 and not kept (CHANGELOG)")
+
+
+@pytest.mark.parametrize("level", [
+    "T11", "L1", "L2", "L3",
+    pytest.param("T12", marks=pytest.mark.xfail(strict=True, reason=(
+        "8.5 mm against 8.0 on both sides, just over the 0.5 mm limit (the fitted axes lie 10 degrees off)"))),
+    *(pytest.param(level, marks=pytest.mark.xfail(strict=True, reason=_WIDE_ROLLED)) for level in ("L4", "L5")),
+])
+def test_fine_phantom_isthmus_width(fine_pedicles, fine_phantom, level):
+    """1 x 0.6 x 0.6 mm: the isthmus widths within 0.5 mm of the truth (issue 5 "done when"; the 2 mm phantom's T12-L2
+    are tested with the path angles above)."""
+    for side in ("left", "right"):
+        fit = fine_pedicles[level, side]
+        truth = fine_phantom.truth["levels"][level]["pedicles"][side]
+        assert abs(fit.width_mm - truth["width_mm"]) <= 0.5, (side, fit.width_mm, truth["width_mm"])
+
+
+@pytest.mark.parametrize("level", _FINE_LEVELS)
+def test_fine_phantom_isthmus_height(fine_pedicles, fine_phantom, level):
+    """1 x 0.6 x 0.6 mm: every isthmus height within 1 mm of the truth, with fitted axes up to 18 degrees off the
+    true ones (L4): the height is read across the true axis (:func:`pvp_plan.needle.isthmus._narrowest_height_mm`)."""
+    for side in ("left", "right"):
+        fit = fine_pedicles[level, side]
+        truth = fine_phantom.truth["levels"][level]["pedicles"][side]
+        assert abs(fit.height_mm - truth["height_mm"]) <= 1.0, (side, fit.height_mm, truth["height_mm"])
+
+
+def test_isthmus_height_read_across_the_true_axis_not_the_fitted_one(fine_phantom):
+    """Fine phantom L1 and L2 (1 mm slices): the isthmus height measured with the axis turned 20 degrees off the
+    true one in the sagittal plane (fitted axes lie 14-21 degrees off on the phantom at 1 mm voxels) reads within
+    0.3 mm of the height measured with the true axis; the section perpendicular to the turned axis alone reads
+    the turned chord, over 5 % longer (1 / cos 20 deg = 1.064)."""
+    from pvp_plan.needle.frame import body_frame, level_bone
+    from pvp_plan.needle.isthmus import _cross_hair, _measure_isthmus, _plane_axes
+
+    ph = fine_phantom
+    seg = Segmentation.from_label_map(ph.body_labels, ph.ct, method="truth")
+    for level in ("L1", "L2"):
+        frame = body_frame(ph.ct, seg.mask(level), spine_axis_lps=seg.body(level).axis_lps)
+        lb = level_bone(ph.ct, seg.mask(level), frame)
+        truth = ph.truth["levels"][level]["pedicles"]["left"]
+        axis, centre = np.array(truth["axis_lps"]), np.array(truth["isthmus_center_lps_mm"])
+        pts = centre + np.arange(-4.0, 4.1, 1.0)[:, None] * axis
+        true_fit = _measure_isthmus(ph.ct, lb, pts, axis, "left", frame)[0]
+        a = np.radians(20.0)
+        turned = np.cos(a) * axis + np.sin(a) * _plane_axes(axis, 1.0)[1]
+        fit = _measure_isthmus(ph.ct, lb, pts, turned, "left", frame)[0]
+        assert abs(fit.height_mm - true_fit.height_mm) <= 0.3, (level, fit.height_mm, true_fit.height_mm)
+        section = _cross_hair(ph.ct, lb, fit.center_lps_mm, *_plane_axes(turned, 1.0))
+        assert section[1] >= 1.05 * true_fit.height_mm, (level, section[1], true_fit.height_mm)
+
+
 def test_real_ct_translaminar_path_flagged_not_transpedicular():
     """Abdomen L4 right (real CT): a path entering bone on the lamina behind the canal, or running sagittally (0 deg,
     L4 pedicles converge about 18 deg), is flagged ``not_transpedicular`` and never called safe; the planned path
@@ -420,7 +497,7 @@ _AUTO_SAFE_BUT_OUTSIDE = {
     ("abdomen_3mm", "L1"): "right: 87 % of bone entry -> target inside the reference; 4 mm higher than on the "
                            "reference bodies, along the pedicle's superior wall (isthmus 9.1 x 5.8 mm, 130-180 HU "
                            "outside the reference mask between the arch and the body)",
-    ("abdomen_3mm", "L5"): "right: 93 % inside; isthmus read 18.1 x 22.3 mm (not a pedicle's section: the pars and "
+    ("abdomen_3mm", "L5"): "right: 93 % inside; isthmus read 18.1 x 19.5 mm (not a pedicle's section: the pars and "
                            "facet with it), the path crosses 100 HU between two bone parts (no path at all on the "
                            "reference bodies)",
     ("thorax_1p5mm", "T12"): "left: 92 % inside; the bone entry 3 mm lateral of the reference vertebra (170 HU, "
@@ -517,12 +594,12 @@ _AUTO_NOT_MET = {
                                    "all inside the reference vertebra (session 10: read across the needle, not the "
                                    "fitted axis; before, safe with the tip 3 mm off the midline)",
     ("abdomen_3mm", "L1", "right"): _AUTO_SAFE_BUT_OUTSIDE["abdomen_3mm", "L1"],
-    ("abdomen_3mm", "L3", "right"): "no pedicle found (8.8 x 15.1 mm and safe on the reference bodies)",
-    ("abdomen_3mm", "L5", "left"): "called unsafe (enters_canal, leaves_bone): isthmus 10.0 x 9.0 mm, the path 0 mm "
-                                   "from the reference canal (8.8 x 20.7 mm and safe on the reference bodies)",
+    ("abdomen_3mm", "L3", "right"): "no pedicle found (8.8 x 13.9 mm and safe on the reference bodies)",
+    ("abdomen_3mm", "L5", "left"): "called unsafe (enters_canal, leaves_bone): isthmus 10.0 x 8.5 mm, the path 0 mm "
+                                   "from the reference canal (8.8 x 19.6 mm and safe on the reference bodies)",
     ("abdomen_3mm", "L5", "right"): _AUTO_SAFE_BUT_OUTSIDE["abdomen_3mm", "L5"],
     ("thorax_1p5mm", "T12", "left"): _AUTO_SAFE_BUT_OUTSIDE["thorax_1p5mm", "T12"],
-    ("thorax_1p5mm", "T12", "right"): "called unsafe (enters_canal, leaves_bone): 5.0 x 8.9 mm and safe on the "
+    ("thorax_1p5mm", "T12", "right"): "called unsafe (enters_canal, leaves_bone): 5.0 x 8.8 mm and safe on the "
                                       "reference T12",
 }
 _REAL_SIDES = [pytest.param(source, case, level, side, marks=pytest.mark.xfail(strict=True, reason=not_met[case, level, side]))
