@@ -80,9 +80,10 @@ def _plane_axes(axis: np.ndarray, sign: float) -> tuple[np.ndarray, np.ndarray]:
     laterally, ``sign`` +1 on the left), ``w`` cranio-caudal (pointing cranially).
 
     The image's axial plane, not the vertebra's: at L5, 10-20 degrees back in the lordosis, the width chord so
-    rolls about the axis (phantom L5: onto the inferior articular process, +0.7 mm). Sections across the spine
-    axis instead read L5 within 0.4 mm but move the section search on real CT (abdomen L3 right: no pedicle
-    found), whose per-level spine axis comes from the neighbouring bodies."""
+    rolls about the axis (phantom L5 at 1 x 0.6 x 0.6 mm: onto the inferior articular process at the true
+    isthmus; width +1.1 to +1.3 mm). Sections across the spine axis, with widths read across the true axis, read
+    L5 within 0.4 mm but moved the section search on real CT (abdomen L3 right: no pedicle found), whose
+    per-level spine axis comes from the neighbouring bodies (CHANGELOG, session 11)."""
     u = np.cross(axis, (0.0, 0.0, 1.0))
     u /= np.linalg.norm(u)
     u = u if u[0] * sign > 0 else -u
