@@ -127,7 +127,8 @@ def test_phantom_lower_lumbar_pedicles_on_thin_slices_are_transpedicular(fine_pa
 
 
 _WIDE_ROLLED = ("the isthmus is read across the fitted axis in the image's axial plane: at L4 the fitted axis lies "
-                 "18 degrees off (width +0.8 to +1.0 mm); L5 lies back in the lordosis, so its width chord rolls "
+                 "18 degrees off (width +0.8 to +1.0 mm; the refinement's first step turns 27.7 degrees, over the "
+                 "25-degree guard, so the medial path's direction is kept); L5 lies back in the lordosis, so its width chord rolls "
                  "about the axis onto the inferior articular process at the true isthmus (18 mm) and the narrowest "
                  "section is 3.7 mm anterior (+1.1 to +1.3 mm). Widths read across the true axis (L4 +0.3 to +0.4) "
                  "or the spine axis (L5 +0.3 to +0.4) were tried in session 11 and not kept (CHANGELOG); "
