@@ -30,7 +30,7 @@ class PedicleMeasurement:
 
     side: str  # "left" or "right" (patient side)
     width_mm: float | None  # mediolateral
-    height_mm: float | None  # cranio-caudal
+    height_mm: float | None  # cranio-caudal; the shortest of the isthmus section tilted toward the axis
     isthmus_center_lps_mm: tuple[float, float, float] | None
     axis_lps: tuple[float, float, float] | None = None  # unit, pointing anteriorly into the body
     axis_mediolateral_angle_deg: float | None = None  # same conventions as NeedlePath's angles
