@@ -188,14 +188,30 @@ def test_phantom_target_dice(phantom_segmented):
     assert all(dice(seg.labels == b.label, ph.body_labels == b.label) >= 0.95 for b in seg.bodies)
 
 
-def test_phantom_target_dice_on_thin_slices(fine_phantom):
+@pytest.fixture(scope="module")
+def fine_segmented(fine_phantom):
+    return segment_vertebral_bodies(fine_phantom.ct)
+
+
+def test_phantom_target_dice_on_thin_slices(fine_phantom, fine_segmented):
     """Issue 3's Dice target (>= 0.95 per body) holds at 1 x 0.6 x 0.6 mm (session 8: 0.960-0.982, after the
     corners of the median posterior section were cut at the wall line: the pedicle roots fill most thin sections,
     and T10-T12 had read 0.948-0.970)."""
-    seg = segment_vertebral_bodies(fine_phantom.ct)
+    seg = fine_segmented
     assert [b.level.value for b in seg.bodies] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
     scores = {b.level.value: dice(seg.labels == b.label, fine_phantom.body_labels == b.label) for b in seg.bodies}
     assert min(scores.values()) >= 0.95, scores
+
+
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met yet at 1 x 0.6 x 0.6 mm (2026-11-22, session 11: -0.1 "
+                                       "to +3.3 % on this phantom, seed 2; seeds 0-3 up to +3.6 %, "
+                                       "benchmarks/study_segmentation_accuracy.py)")
+def test_phantom_target_volume_on_thin_slices(fine_phantom, fine_segmented):
+    """Issue 3's volume target (within 3 % of the analytic body) at 1 x 0.6 x 0.6 mm, whole bodies."""
+    for b in fine_segmented.bodies:
+        if not b.cut_by_fov:
+            truth = fine_phantom.truth["levels"][b.level.value]["volume_ml"]
+            assert abs(b.voxel_count * fine_phantom.ct.voxel_volume_ml / truth - 1) <= 0.03, b.level
 
 
 def test_phantom_volumes_within_10_percent(phantom_segmented):
