@@ -62,14 +62,19 @@ def _print_rows(title: str, rows: list[tuple[str, float, float | None]], note: s
     print(f"{title} ({seconds:.1f} s): {span}; {note}\n    {cells}")
 
 
+def _segmented(root: Path):
+    """(CT, its segmentation, seconds the segmentation took) of a shared case's ``ct.nii.gz``."""
+    ct = load_ct(root / "ct.nii.gz")
+    t0 = time.perf_counter()
+    seg = segment_vertebral_bodies(ct)
+    return ct, seg, time.perf_counter() - t0
+
+
 def _abdomen() -> None:
     from tests.needle.real_cases import labels
 
     root = DATA / "abdomen_3mm"
-    ct = load_ct(root / "ct.nii.gz")
-    t0 = time.perf_counter()
-    seg = segment_vertebral_bodies(ct)
-    seconds = time.perf_counter() - t0
+    ct, seg, seconds = _segmented(root)
     bodies_ref = labels(root / "reference" / "totalseg_vertebral_bodies_per_level.nii.gz")
     whole_ref = labels(root / "reference" / "totalseg_total_vertebrae.nii.gz")
     report = json.loads((root / "reference" / "totalseg_spine_report.json").read_text())["results"]
@@ -90,10 +95,7 @@ def _thorax() -> None:
     from tests.needle.real_cases import labels
 
     root = DATA / "thorax_1p5mm"
-    ct = load_ct(root / "ct.nii.gz")
-    t0 = time.perf_counter()
-    seg = segment_vertebral_bodies(ct)
-    seconds = time.perf_counter() - t0
+    _, seg, seconds = _segmented(root)
     t12 = labels(root / "reference" / "totalseg_vertebra_T12.nii.gz") > 0
     names = " ".join(b.level.value for b in seg.bodies)
     if Level("T12") not in seg.levels:
