@@ -22,22 +22,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.needle.real_cases
 
 from pvp_plan.io import load_ct  # noqa: E402
 from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level  # noqa: E402
 from pvp_plan.sample_data import generate_phantom  # noqa: E402
 from pvp_plan.segment import segment_vertebral_bodies  # noqa: E402
+from tests.conftest import SHARED_DATA as DATA  # noqa: E402
+from tests.conftest import dice  # noqa: E402
 
 SPACINGS_MM = [(1.0, 0.6, 0.6), (2.0, 0.8, 0.8), (3.0, 1.0, 1.0)]
 SEEDS = (0, 1, 2, 3)
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
 
 
 def _phantom(seed: int, spacing_mm: tuple[float, float, float]) -> tuple[str, list[tuple[str, float, float | None]]]:
@@ -49,7 +44,7 @@ def _phantom(seed: int, spacing_mm: tuple[float, float, float]) -> tuple[str, li
         mine, truth = seg.labels == b.label, ph.body_labels == b.label
         vol = None if b.cut_by_fov else 100.0 * (b.voxel_count * ph.ct.voxel_volume_ml
                                                   / ph.truth["levels"][b.level.value]["volume_ml"] - 1.0)
-        rows.append((b.level.value + ("*" if b.cut_by_fov else ""), _dice(mine, truth), vol))
+        rows.append((b.level.value + ("*" if b.cut_by_fov else ""), dice(mine, truth), vol))
     named = [b.level.value for b in seg.bodies] == [lv for lv in ph.truth["levels"] if (ph.body_labels == Level(lv).label).any()]
     return ("named right" if named else "NAMED WRONG"), rows
 
@@ -83,7 +78,7 @@ def _abdomen() -> None:
         mine = seg.labels == b.label
         ref_ml = report.get(f"vertebrae_{b.level.value}_volume_ml")
         vol = None if (b.cut_by_fov or ref_ml is None) else 100.0 * (b.voxel_count * ct.voxel_volume_ml / ref_ml - 1)
-        rows.append((b.level.value + ("*" if b.cut_by_fov else ""), _dice(mine, bodies_ref == b.label), vol))
+        rows.append((b.level.value + ("*" if b.cut_by_fov else ""), dice(mine, bodies_ref == b.label), vol))
         if b.level in TOTALSEGMENTATOR_TOTAL_LABELS:
             inside.append(f"{b.level.value} {100 * (whole_ref[mine] == TOTALSEGMENTATOR_TOTAL_LABELS[b.level]).mean():.0f}%")
     _print_rows("abdomen_3mm vs TotalSegmentator", rows,

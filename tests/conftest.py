@@ -22,6 +22,11 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def dice(a, b) -> float:
+    """Dice overlap of two boolean masks of one shape (0 when both are empty)."""
+    return 2.0 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The ../shared/data folder (see its README); skips when absent."""

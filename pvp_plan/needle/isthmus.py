@@ -30,9 +30,9 @@ _PROFILE_STEP_MM = 0.1  # sampling of the HU profiles that give widths and heigh
 _CROP_MM = 12.0  # half-length of the lines that read a section's width and height
 _CENTRE_ITERATIONS = 3
 _STATION_MM = 0.5
-_CHORD_STEP_DEG = 2.0  # cranio-caudal tilts of the isthmus section (:func:`_narrowest_height_mm`)
-_CHORD_TILT_MAX_DEG = 30.0
-_CHORD_JUMP_MM = 1.0  # largest change of the height between neighbouring tilts
+_HEIGHT_TILT_STEP_DEG = 2.0  # cranio-caudal tilts of the isthmus section (:func:`_narrowest_height_mm`)
+_HEIGHT_TILT_MAX_DEG = 30.0
+_HEIGHT_JUMP_MM = 1.0  # largest change of the height between neighbouring tilts
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,9 @@ def _narrowest_height_mm(ct, lb, centre: np.ndarray, u: np.ndarray, w: np.ndarra
                          untilted_mm: float) -> float:
     """Shortest height (mm) of the sections through ``centre`` perpendicular to ``axis`` tilted cranio-caudally
     (``w`` toward ``axis``; each section re-centred and read by :func:`_cross_hair`), over the unbroken run of
-    tilts on either side of ``untilted_mm`` (the isthmus section's own height): steps of ``_CHORD_STEP_DEG`` up to
-    ``_CHORD_TILT_MAX_DEG``, stopping where a section is unread or its height jumps by more than
-    ``_CHORD_JUMP_MM`` from the last (the chord has left this bone, or found a gap in it), so a broken reading
+    tilts on either side of ``untilted_mm`` (the isthmus section's own height): steps of ``_HEIGHT_TILT_STEP_DEG``
+    up to ``_HEIGHT_TILT_MAX_DEG``, stopping where a section is unread or its height jumps by more than
+    ``_HEIGHT_JUMP_MM`` from the last (the chord has left this bone, or found a gap in it), so a broken reading
     never replaces a whole one.
 
     A tube's height is its shortest chord through the centre across the axis, the one perpendicular to the TRUE
@@ -147,10 +147,10 @@ def _narrowest_height_mm(ct, lb, centre: np.ndarray, u: np.ndarray, w: np.ndarra
     best = untilted_mm
     for sign in (1.0, -1.0):
         last = untilted_mm
-        for deg in np.arange(_CHORD_STEP_DEG, _CHORD_TILT_MAX_DEG + 1e-9, _CHORD_STEP_DEG):
+        for deg in np.arange(_HEIGHT_TILT_STEP_DEG, _HEIGHT_TILT_MAX_DEG + 1e-9, _HEIGHT_TILT_STEP_DEG):
             phi = np.radians(sign * deg)
             st = _cross_hair(ct, lb, centre, u, np.cos(phi) * w + np.sin(phi) * axis)
-            if st is None or abs(st[1] - last) > _CHORD_JUMP_MM:
+            if st is None or abs(st[1] - last) > _HEIGHT_JUMP_MM:
                 break
             best, last = min(best, st[1]), st[1]
     return best

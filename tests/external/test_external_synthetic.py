@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from pvp_plan.errors import LabelMapError
 from pvp_plan.io import ct_from_array, load_ct
 from pvp_plan.segment.external import detect_convention, load_external_segmentation, split_vertebral_bodies
+from tests.conftest import dice
 from tests.external._vertebrae import SHAPE, SPACING_MM, synthetic_vertebrae
 
 ORIGIN = (-30.0, -40.0, 200.0)
@@ -34,10 +35,6 @@ def _write(array: np.ndarray, path, *, spacing=SPACING_MM, origin=ORIGIN, flip_r
         image = sitk.DICOMOrient(image, "RAS")
     sitk.WriteImage(image, str(path))
     return path
-
-
-def _dice(a, b):
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
 
 
 @pytest.mark.parametrize(("values", "expected"), [
@@ -73,7 +70,7 @@ def test_split_recovers_the_body(maps):
     whole, bodies = maps
     split = split_vertebral_bodies(whole, spacing_mm=SPACING_MM)
     for lab in (20, 21, 22):
-        assert _dice(split == lab, bodies == lab) >= 0.9
+        assert dice(split == lab, bodies == lab) >= 0.9
         assert not (split == lab)[:, 45:, :].any(), "no arch or spinous process left in the body"
 
 
@@ -95,7 +92,7 @@ def test_load_verse_whole_map_stored_ras(tmp_path, ct, maps, convention):
     seg = load_external_segmentation(path, ct, convention=convention)
     assert [lv.value for lv in seg.levels] == ["L1", "L2", "L3"]
     assert seg.method.startswith("external: VerSe whole vertebrae")
-    assert all(_dice(seg.labels == lab, bodies == lab) >= 0.9 for lab in (20, 21, 22))
+    assert all(dice(seg.labels == lab, bodies == lab) >= 0.9 for lab in (20, 21, 22))
 
 
 def test_load_verse_bodies_on_another_grid_is_resampled(tmp_path, ct, maps):
@@ -109,7 +106,7 @@ def test_load_verse_bodies_on_another_grid_is_resampled(tmp_path, ct, maps):
     sitk.WriteImage(coarse, str(tmp_path / "coarse.nrrd"))
     seg = load_external_segmentation(tmp_path / "coarse.nrrd", ct, convention="verse-bodies")
     assert seg.labels.shape == ct.shape
-    assert all(_dice(seg.labels == lab, bodies == lab) >= 0.8 for lab in (20, 21, 22))
+    assert all(dice(seg.labels == lab, bodies == lab) >= 0.8 for lab in (20, 21, 22))
 
 
 def test_load_totalsegmentator_numbering(tmp_path, ct, maps):
@@ -120,7 +117,7 @@ def test_load_totalsegmentator_numbering(tmp_path, ct, maps):
     ts[:2, :4, :4] = 5  # an organ label of the 'total' task: ignored
     seg = load_external_segmentation(_write(ts, tmp_path / "total.nii.gz"), ct)
     assert [lv.value for lv in seg.levels] == ["L1", "L2", "L3"]
-    assert all(_dice(seg.labels == lab, bodies == lab) >= 0.9 for lab in (20, 21, 22))
+    assert all(dice(seg.labels == lab, bodies == lab) >= 0.9 for lab in (20, 21, 22))
 
 
 def test_vertebrae_body_map_needs_an_anchor_or_whole_map(tmp_path, ct, maps):

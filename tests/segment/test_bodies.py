@@ -18,11 +18,7 @@ from pvp_plan.io import ct_from_array, load_ct
 from pvp_plan.io.load import volume_from_image
 from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
 from pvp_plan.segment import Segmentation, naming, parse_anchor, relabel, segment_vertebral_bodies
-from tests.conftest import shared_path
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
+from tests.conftest import dice, shared_path
 
 
 def reference_map(*parts: str) -> np.ndarray:
