@@ -11,12 +11,15 @@ reader, the sample data and the widget overlay exactly.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import VERSE_LABELS, Level
+from pvp_plan.needle.draw import needle_layer_data
+from pvp_plan.needle.types import NeedlePath
 
 #: Bone window for CT display (HU): window 1500 / level 250.
 BONE_WINDOW_HU = (-500.0, 1000.0)
@@ -89,34 +92,24 @@ def labels_layer_data(labels: np.ndarray, ct: CTVolume, name: str = "vertebral b
     return labels, meta, "labels"
 
 
-def needle_shapes_data(lines_lps_mm: list[np.ndarray], properties: dict | None = None,
-                       name: str = "needle paths") -> LayerData:
-    """Needle paths as a Shapes layer of lines; each line is (2, 3) LPS (x, y, z) mm, skin entry -> target."""
-    data = [lps_to_world(line) for line in lines_lps_mm]
-    meta = {
-        "name": name,
-        "shape_type": "line",
-        "edge_color": "yellow",
-        "edge_width": 1.5,
-        "features": properties or {},
-        "metadata": {"pvp_plan_needles": True},
-    }
-    return data, meta, "shapes"
+def needle_layers_data(paths: Sequence[NeedlePath]) -> list[LayerData]:
+    """Planned needle paths as a Shapes layer and a Points layer in physical space; [] when none is drawable.
 
-
-def needle_points_data(points_lps_mm: np.ndarray, properties: dict | None = None,
-                       name: str = "needle points") -> LayerData:
-    """Entry and target points of the needle paths as a Points layer (LPS (x, y, z) mm in)."""
-    pts = lps_to_world(np.asarray(points_lps_mm, dtype=float).reshape(-1, 3))
-    meta = {
-        "name": name,
-        "size": 4.0,
-        "face_color": "yellow",
-        "border_color": "black",
-        "features": properties or {},
-        "metadata": {"pvp_plan_needles": True},
-    }
-    return pts, meta, "points"
+    The layer data of :func:`pvp_plan.needle.needle_layer_data` (what scripts and notebooks get too): one line per
+    path from skin entry (or the bone entry when the skin is out of view) to target, drawn at the needle's outer
+    diameter (mm) and coloured by verdict (``VERDICT_RGBA``, as in the report), with features ``level``, ``side``,
+    ``gauge``, ``safe`` and ``verdict``; and the path's skin entry, bone entry, isthmus centre and target as points
+    with features ``level``, ``side`` and ``kind``.
+    """
+    d = needle_layer_data(paths)
+    if not d["lines"]:
+        return []
+    tag = {"pvp_plan_needles": True}
+    shapes = {"name": "needle paths", "shape_type": "line", "edge_color": d["colors"],
+              "edge_width": d["edge_width_mm"], "features": d["properties"], "metadata": tag}
+    points = {"name": "needle points", "size": 4.0, "face_color": "yellow", "border_color": "black",
+              "features": d["point_properties"], "metadata": dict(tag)}
+    return [(d["lines"], shapes, "shapes"), (d["points"], points, "points")]
 
 
 def ct_from_layer(data, *, scale, translate, metadata: dict | None = None, name: str = "napari image") -> CTVolume:

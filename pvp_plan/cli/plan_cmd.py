@@ -8,13 +8,14 @@ import typer
 
 from pvp_plan.cli.common import console, err_console
 
-#: Colour of each verdict (``NeedlePath.verdict``) in the terminal table.
-_VERDICT_STYLE = {"safe": "green", "safe_unverified": "yellow", "unsafe": "red"}
-
 
 def _in_verdict_colour(verdict: str, word: str) -> str:
-    """``word`` in ``verdict``'s terminal colour (rich markup)."""
-    return f"[{_VERDICT_STYLE[verdict]}]{word}[/]"
+    """``word`` in ``verdict``'s colour (rich markup): the colour the report and napari draw its path in
+    (``VERDICT_RGBA``); rich falls back to the nearest colour the terminal has."""
+    from pvp_plan.needle.draw import VERDICT_RGBA
+
+    r, g, b = (round(255 * c) for c in VERDICT_RGBA[verdict][:3])
+    return f"[#{r:02x}{g:02x}{b:02x}]{word}[/]"
 
 
 def print_plan_table(plan) -> None:

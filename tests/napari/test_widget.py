@@ -245,9 +245,13 @@ def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, pha
     assert list(shapes.features["side"]) == ["left", "right", "left"]
     assert list(shapes.features["safe"]) == [True, False, True]
     assert list(shapes.features["verdict"]) == ["safe", "unsafe", "safe_unverified"]
+    assert list(shapes.features["gauge"]) == ["11G"] * 3
     for k, verdict in enumerate(shapes.features["verdict"]):  # cyan, red, yellow: as in the report
         np.testing.assert_allclose(shapes.edge_color[k], VERDICT_RGBA[verdict])
-    assert len(points.data) == 6  # bone entry and target of each path
+    np.testing.assert_allclose(shapes.edge_width, [3.05] * 3)  # the 11-gauge needle's outer diameter, in mm
+    # skin entry, bone entry, isthmus centre and target of each path, in world (z, y, x) mm
+    assert list(points.features["kind"]) == ["skin_entry", "bone_entry", "isthmus_center", "target"] * 3
+    np.testing.assert_allclose(points.data[1], np.asarray(paths[0].bone_entry_lps_mm)[::-1])
     assert viewer.layers.selection.active is widget.labels_layer  # painting stays one click away
     widget._show_needles()  # re-drawing replaces the layers instead of piling them up
     assert sum(type(ly).__name__ == "Shapes" for ly in viewer.layers) == 1

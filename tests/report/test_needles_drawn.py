@@ -129,3 +129,17 @@ def test_each_side_s_verdict_in_the_table_rows_and_the_terminal(monkeypatch):
     assert "Needle" in out and " ok/chk " in out and "chk = passed, but a caution says it may leave the pedicle" in out
     without = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False))
     assert (without.table_rows()[0]["needle_left"], without.table_rows()[0]["needle_right"]) == ("", "")
+
+
+def test_terminal_colours_each_verdict_as_the_report_and_napari_draw_it():
+    """One palette for a verdict wherever it is shown: the terminal table's ok / chk / NO take ``VERDICT_RGBA``."""
+    from rich.style import Style
+    from rich.text import Text
+
+    from pvp_plan.cli.plan_cmd import _in_verdict_colour
+    from pvp_plan.needle.draw import VERDICT_RGBA
+
+    for verdict, rgba in VERDICT_RGBA.items():
+        (span,) = Text.from_markup(_in_verdict_colour(verdict, "ok")).spans
+        rgb = Style.parse(str(span.style)).color.get_truecolor()
+        np.testing.assert_allclose(np.array(tuple(rgb)) / 255, rgba[:3], atol=0.5 / 255)

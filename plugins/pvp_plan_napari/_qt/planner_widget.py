@@ -39,14 +39,12 @@ from qtpy.QtWidgets import (
 
 from pvp_plan.errors import InputError, LabelMapError
 from pvp_plan.levels import Level
-from pvp_plan.needle.draw import VERDICT_RGBA
 from pvp_plan_napari import _table
 from pvp_plan_napari._layers import (
     LEVEL_COLOURS,
     ct_from_layer,
     labels_layer_data,
-    needle_points_data,
-    needle_shapes_data,
+    needle_layers_data,
 )
 from pvp_plan_napari._model import (
     GAUGES,
@@ -334,37 +332,21 @@ class PlannerWidget(QWidget):
                 pass
 
     def _show_needles(self) -> None:
-        """(Re)draw the planned needle paths: lines skin entry -> target, points at bone entry and target."""
+        """(Re)draw the planned needle paths (:func:`~pvp_plan_napari._layers.needle_layers_data`)."""
         visible = [ly.visible for ly in self.needle_layers] or [True, True]
         for layer in list(self.needle_layers):
             if self._has(layer):
                 self.viewer.layers.remove(layer.name)
         self.needle_layers = []
-        lines, props, points = [], {"level": [], "side": [], "safe": [], "verdict": []}, []
-        for lp in self.model.ordered_level_plans():
-            for path in getattr(lp, "needle_paths", ()):
-                a = path.skin_entry_lps_mm or path.bone_entry_lps_mm
-                b = path.target_lps_mm
-                if a is None or b is None:
-                    continue
-                lines.append(np.array([a, b], dtype=float))
-                props["level"].append(str(lp.level))
-                props["side"].append(path.side)
-                props["safe"].append(bool(path.safe))
-                props["verdict"].append(path.verdict)
-                points += [p for p in (path.bone_entry_lps_mm, path.target_lps_mm) if p is not None]
-        if not lines:
-            return
-        data, meta, _ = needle_shapes_data(lines, props)
-        meta["edge_color"] = [VERDICT_RGBA[v] for v in props["verdict"]]
-        meta.pop("features")
-        shapes = _unwrap(self.viewer.add_shapes(data, **meta))
-        shapes.features = props
-        pdata, pmeta, _ = needle_points_data(np.array(points))
-        self.needle_layers = [shapes, _unwrap(self.viewer.add_points(pdata, **pmeta))]
+        paths = [p for lp in self.model.ordered_level_plans() for p in getattr(lp, "needle_paths", ())]
+        for data, meta, kind in needle_layers_data(paths):
+            features = meta.pop("features")
+            layer = _unwrap(getattr(self.viewer, f"add_{kind}")(data, **meta))
+            layer.features = features  # after the data: napari sizes the feature table from it
+            self.needle_layers.append(layer)
         for layer, shown in zip(self.needle_layers, visible, strict=False):
             layer.visible = shown  # keep what the user hid hidden across re-plans
-        if self.labels_layer is not None:
+        if self.needle_layers and self.labels_layer is not None:
             self.viewer.layers.selection.active = self.labels_layer
 
     def _refresh_body_choices(self) -> None:
