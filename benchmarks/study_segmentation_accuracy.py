@@ -6,6 +6,8 @@ ground truth and the volume error, then each case's range:
 * phantoms (``generate_phantom``, exact truth) at 1 x 0.6 x 0.6, 2 x 0.8 x 0.8 and 3 x 1 x 1 mm over several seeds:
   Dice against the true body labels and volume error against the analytic volume (targets: Dice >= 0.95, volume
   within 3 %, every level named right). Bodies read as cut by the field of view (``*``) have no volume;
+* the same phantom with osteoporotic bone (``OSTEOPOROTIC_BONE_HU``: trabecular bone as dense as the discs) at
+  2 x 0.8 x 0.8 and 3 x 1 x 1 mm, seed 0;
 * ``../shared/data/abdomen_3mm`` (when present): Dice against TotalSegmentator's per-level bodies (target >= 0.85),
   volume against its spine report (within 12 %) and the share of each body inside its whole vertebra (>= 90 %);
   and, for scale, how far TotalSegmentator agrees with itself: its per-level body map against its all-levels body
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from pvp_plan.io import load_ct  # noqa: E402
 from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level  # noqa: E402
-from pvp_plan.sample_data import generate_phantom  # noqa: E402
+from pvp_plan.sample_data import OSTEOPOROTIC_BONE_HU, generate_phantom  # noqa: E402
 from pvp_plan.segment import segment_vertebral_bodies  # noqa: E402
 from tests.conftest import SHARED_DATA as DATA  # noqa: E402
 from tests.conftest import dice  # noqa: E402
@@ -37,9 +39,10 @@ SPACINGS_MM = [(1.0, 0.6, 0.6), (2.0, 0.8, 0.8), (3.0, 1.0, 1.0)]
 SEEDS = (0, 1, 2, 3)
 
 
-def _phantom(seed: int, spacing_mm: tuple[float, float, float]) -> tuple[str, list[tuple[str, float, float | None]]]:
+def _phantom(seed: int, spacing_mm: tuple[float, float, float], materials_hu: dict | None = None
+             ) -> tuple[str, list[tuple[str, float, float | None]]]:
     """(levels named, [(level, Dice, volume error % or None when read as cut)]) of one phantom."""
-    ph = generate_phantom(seed=seed, spacing_mm=spacing_mm)
+    ph = generate_phantom(seed=seed, spacing_mm=spacing_mm, materials_hu=materials_hu)
     seg = segment_vertebral_bodies(ph.ct)
     rows = []
     for b in seg.bodies:
@@ -113,12 +116,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one phantom per voxel size")
     seeds = SEEDS[:1] if ap.parse_args().quick else SEEDS
-    for spacing in SPACINGS_MM:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            named, rows = _phantom(seed, spacing)
-            _print_rows(f"phantom seed {seed}, {' x '.join(f'{s:g}' for s in spacing)} mm", rows, named,
-                        time.perf_counter() - t0)
+    cases = [(seed, spacing, None) for spacing in SPACINGS_MM for seed in seeds]
+    cases += [(0, spacing, OSTEOPOROTIC_BONE_HU) for spacing in SPACINGS_MM[1:]]
+    for seed, spacing, materials in cases:
+        t0 = time.perf_counter()
+        named, rows = _phantom(seed, spacing, materials)
+        kind = "osteoporotic phantom" if materials else "phantom"
+        _print_rows(f"{kind} seed {seed}, {' x '.join(f'{s:g}' for s in spacing)} mm", rows, named,
+                    time.perf_counter() - t0)
     if DATA.exists():
         _abdomen()
         _thorax()

@@ -42,7 +42,7 @@ def classify_density(td: TrabecularDensity, *, thresholds: DensityThresholds, le
                     "indeterminate (osteopenia possible)")
         else:
             note = f"median {td.hu_median:.0f} HU >= {t.normal_hu:g} HU: osteoporosis unlikely"
-        note += " (thresholds for L1 on non-contrast CT; contrast and scanner shift HU)"
+        note += " (thresholds for L1 on abdominal CT; kVp, the scanner and contrast shift HU)"
     location = td.high_cluster_center_zyx if cls in ("sclerotic", "mixed") else (
         td.low_cluster_center_zyx if cls == "lytic" else None)
     da = DensityAssessment(

@@ -203,7 +203,7 @@ LIMITS = (
     "bulging behind the wall; tumour in the canal that the segmentation left out is not assessed.",
     "Lytic regions are only counted where they lie well below the body's own noise (3 robust SD): a small lytic "
     "lesion in noisy or osteoporotic bone can be missed.",
-    "HU thresholds come from L1 on non-contrast CT (Pickhardt 2013); contrast, kVp and the scanner shift HU.",
+    "HU thresholds come from L1 on abdominal CT (Pickhardt 2013); kVp, the scanner and contrast shift HU.",
     "Heights and volumes come from a voxel mask: each end of a height is known to about half a voxel along the "
     "spine axis; the volume band shows a one-voxel change of the outline.",
     "A Genant grade says the body is shorter than expected; telling a fracture from a normal shape (e.g. "

@@ -6,8 +6,9 @@ phase: the classes inform, they do not diagnose.
 
 Sources
 -------
-* Pickhardt PJ et al., AJR 2013;200:1120-8 (opportunistic screening at L1, non-contrast CT):
-  <= 110 HU about 90% specific for osteoporosis; >= 160 HU about 90% sensitive to exclude it.
+* Pickhardt PJ et al., Ann Intern Med 2013;158:588-595 (opportunistic screening on abdominal CT, L1 trabecular
+  attenuation against DXA; intravenous contrast did not change its performance there): <= 110 HU more than 90%
+  specific for osteoporosis; a 160 HU threshold 90% sensitive, so values above it make osteoporosis unlikely.
 * JSIR PVP guideline 2019, CQ3: PVP is not recommended for osteoblastic (sclerotic) metastases
   (hard to puncture, high injection pressure, sudden leaks).
 * Soft-tissue and sclerotic cut-offs are pvp-plan defaults (soft tissue and tumour lie below
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from pvp_plan.rules import Rule, cq
 
-PICKHARDT_2013 = "Pickhardt PJ et al., AJR 2013;200:1120-8"
+PICKHARDT_2013 = "Pickhardt PJ et al., Ann Intern Med 2013;158:588-595"
 CQ3 = cq(3)
 
 
@@ -81,9 +82,9 @@ class DensityThresholds:
         """These thresholds as :class:`Rule` objects with their sources (stated in every output)."""
         return (
             Rule(name="osteoporotic range", unit="HU (median trabecular)", source=PICKHARDT_2013,
-                 value=self.osteoporosis_hu, note="L1, non-contrast CT: <= 110 HU about 90% specific"),
+                 value=self.osteoporosis_hu, note="L1, abdominal CT: <= 110 HU more than 90% specific"),
             Rule(name="osteoporosis unlikely", unit="HU (median trabecular)", source=PICKHARDT_2013,
-                 value=self.normal_hu, note="L1, non-contrast CT: >= 160 HU about 90% sensitive to exclude"),
+                 value=self.normal_hu, note="L1, abdominal CT: a 160 HU threshold is 90% sensitive"),
             Rule(name="soft-tissue (lytic) density", unit="HU", source="pvp-plan default", value=self.lytic_hu,
                  note=f"lytic when one cluster below it (and {self.lytic_noise_sd:g} robust SD below the median) holds "
                       f">= {self.lytic_min_fraction:.1%} of the trabecular volume"),

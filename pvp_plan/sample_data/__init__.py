@@ -10,6 +10,7 @@
 """
 
 from pvp_plan.sample_data.anatomy import DEFAULT_LEVELS, Curvature
+from pvp_plan.sample_data.paint import OSTEOPOROTIC_BONE_HU
 from pvp_plan.sample_data.phantom import (
     DEFAULT_PATHOLOGY,
     MATERIALS_HU,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_LEVELS",
     "DEFAULT_PATHOLOGY",
     "MATERIALS_HU",
+    "OSTEOPOROTIC_BONE_HU",
     "PATHOLOGY_DEFAULTS",
     "PATHOLOGY_TYPES",
     "SAMPLE_KWARGS",

@@ -44,6 +44,17 @@ MATERIALS_HU: dict[str, float] = {
     "impaction": 420.0,
 }
 
+#: Bone of an osteoporotic spine, to override :data:`MATERIALS_HU` (``generate_phantom(materials_hu=...)``):
+#: trabecular bone at 80 HU, inside the range where an L1 attenuation of 110 HU or less was more than 90 % specific
+#: for osteoporosis (Pickhardt PJ et al., Ann Intern Med 2013;158:588-595) and as dense as the discs (75-95 HU);
+#: a thinned cortex (700 HU over the same 1 mm: a phantom choice); the arch, sacrum and rib marrow as sparse.
+OSTEOPOROTIC_BONE_HU: dict[str, float] = {
+    "trabecular_bone": 80.0,
+    "cortical_bone": 700.0,
+    "cancellous_arch": 140.0,
+    "rib_marrow": 120.0,
+}
+
 #: Texture amplitude (HU, standard deviation) of cancellous bone; correlation length (mm).
 TRABECULAR_TEXTURE_SD_HU = 35.0
 TEXTURE_SIGMA_MM = 0.7
@@ -85,15 +96,17 @@ class LocalAcc:
 class Painter:
     """Blends solids into a float32 HU volume on ``grid``; texture and noise from ``seed``."""
 
-    def __init__(self, grid: Grid, *, seed: int, supersample_mm: float) -> None:
+    def __init__(self, grid: Grid, *, seed: int, supersample_mm: float,
+                 materials_hu: dict[str, float] | None = None) -> None:
         self.grid = grid
+        self.materials_hu = dict(materials_hu or MATERIALS_HU)
         self.hard = grid.supersampling(supersample_mm)
         self.soft = grid.supersampling(1.0)
         rng = np.random.default_rng(seed)
         self._texture_seed = int(rng.integers(2**31))
         self._noise_seed = int(rng.integers(2**31))
         self._texture_count = 0
-        self.hu = np.full(grid.shape, MATERIALS_HU["air"], np.float32)
+        self.hu = np.full(grid.shape, self.materials_hu["air"], np.float32)
 
     def texture(self, sl, sd: float = TRABECULAR_TEXTURE_SD_HU) -> np.ndarray:
         """Correlated Gaussian texture (HU) on the box ``sl``; a fresh deterministic draw per call."""
@@ -111,9 +124,9 @@ class Painter:
         if res is None:
             return None
         sl, outer, inner = res
-        composite(self.hu, sl, outer, MATERIALS_HU[material])
+        composite(self.hu, sl, outer, self.materials_hu[material])
         if inner is not None and inner_material is not None:
-            composite(self.hu, sl, inner, MATERIALS_HU[inner_material])
+            composite(self.hu, sl, inner, self.materials_hu[inner_material])
         if acc is not None:
             acc.add(sl, outer)
         return res
@@ -122,12 +135,12 @@ class Painter:
         """Shells of all ``solids`` (cortical bone), then their textured cores."""
         results = [r for r in (self.grid.fractions(s, self.hard) for s in solids) if r is not None]
         for sl, outer, _ in results:
-            composite(self.hu, sl, outer, MATERIALS_HU["cortical_bone"])
+            composite(self.hu, sl, outer, self.materials_hu["cortical_bone"])
             if acc is not None:
                 acc.add(sl, outer)
         for sl, _, inner in results:
             if inner is not None:
-                composite(self.hu, sl, inner, MATERIALS_HU[core_material] + self.texture(sl))
+                composite(self.hu, sl, inner, self.materials_hu[core_material] + self.texture(sl))
         return results
 
     def paint_2d(self, solid, material: str, factor: int = 4) -> None:
@@ -139,7 +152,7 @@ class Painter:
         xf = g.origin_lps_mm[0] + ((np.arange(nx * factor) + 0.5) / factor - 0.5) * sx
         inside = solid.inside(xf[None, :], yf[:, None], np.zeros((1, 1)))[0]
         frac = inside.reshape(ny, factor, nx, factor).mean(axis=(1, 3)).astype(np.float32)
-        self.hu += frac[None] * (MATERIALS_HU[material] - self.hu)
+        self.hu += frac[None] * (self.materials_hu[material] - self.hu)
 
     def image(self, *, psf_sigma_mm: float, noise_sd_hu: float) -> np.ndarray:
         """Blur by the PSF, add (slightly in-plane correlated) Gaussian noise, round to int16 HU."""
@@ -155,9 +168,11 @@ class Painter:
         return np.rint(hu).astype(np.int16)
 
 
-def paint_scene(scene: Scene, *, seed: int, supersample_mm: float, psf_sigma_mm: float, noise_sd_hu: float):
-    """Render ``scene``: returns ``(hu_int16, body_labels, body_fractions, masks)``."""
-    p = Painter(scene.grid, seed=seed, supersample_mm=supersample_mm)
+def paint_scene(scene: Scene, *, seed: int, supersample_mm: float, psf_sigma_mm: float, noise_sd_hu: float,
+                materials_hu: dict[str, float] | None = None):
+    """Render ``scene`` with ``materials_hu`` (default :data:`MATERIALS_HU`): returns ``(hu_int16, body_labels,
+    body_fractions, masks)``."""
+    p = Painter(scene.grid, seed=seed, supersample_mm=supersample_mm, materials_hu=materials_hu)
     _paint_soft_tissue(p, scene)
     canal_acc = LocalAcc(scene.grid, scene.canal)
     for s in scene.canal:
@@ -217,19 +232,19 @@ def _paint_vertebra(p: Painter, m):
     acc = LocalAcc(p.grid, [m.body] + m.arch)
     arch = [r for r in (p.grid.fractions(bar, p.hard) for bar in m.arch) if r is not None]
     for sl, outer, _ in arch:
-        composite(p.hu, sl, outer, MATERIALS_HU["cortical_bone"])
+        composite(p.hu, sl, outer, p.materials_hu["cortical_bone"])
         acc.add(sl, outer)
     sl, outer, inner = p.grid.fractions(m.body, p.hard)
-    composite(p.hu, sl, outer, MATERIALS_HU["cortical_bone"])
+    composite(p.hu, sl, outer, p.materials_hu["cortical_bone"])
     acc.add(sl, outer)
     for a_sl, _, a_inner in arch:  # pedicle cores open the body's posterior wall at the junction
-        composite(p.hu, a_sl, a_inner, MATERIALS_HU["cancellous_arch"] + p.texture(a_sl))
-    composite(p.hu, sl, inner, MATERIALS_HU["trabecular_bone"] + p.texture(sl))
+        composite(p.hu, a_sl, a_inner, p.materials_hu["cancellous_arch"] + p.texture(a_sl))
+    composite(p.hu, sl, inner, p.materials_hu["trabecular_bone"] + p.texture(sl))
     for solid, material in m.lesions:
         r = p.grid.fractions(solid, p.hard)
         if r is not None:
             extra = p.texture(r[0]) if material in ("sclerotic", "impaction") else 0.0
-            composite(p.hu, r[0], r[1], MATERIALS_HU[material] + extra)
+            composite(p.hu, r[0], r[1], p.materials_hu[material] + extra)
     return sl, outer, acc
 
 

@@ -100,6 +100,7 @@ class _Options:
     noise_sd_hu: float
     aorta_gap_mm: float
     supersample_mm: float
+    materials_hu: dict[str, float]
 
 
 def generate_phantom(
@@ -116,6 +117,7 @@ def generate_phantom(
     noise_sd_hu: float = 15.0,
     aorta_gap_mm: float = 1.0,
     supersample_mm: float = 0.5,
+    materials_hu: dict[str, float] | None = None,
 ) -> Phantom:
     """Render the synthetic thoracolumbar CT phantom with its exact ground truth.
 
@@ -149,27 +151,33 @@ def generate_phantom(
         Gap between the aortic wall and the nearest vertebral body (0 = touching).
     supersample_mm : float
         Sub-voxel size (mm) of the partial-volume rendering of bone.
+    materials_hu : dict or None
+        HU of materials, overriding :data:`MATERIALS_HU` (keys among its own), e.g.
+        :data:`~pvp_plan.sample_data.paint.OSTEOPOROTIC_BONE_HU` for an osteoporotic spine. The truth records the
+        values used.
 
     Returns
     -------
     Phantom
     """
     opts = _options(seed, spacing_mm, levels, pathology, curvature, narrow_pedicle_level,
-                    narrow_pedicle_width_mm, fov_mm, psf_sigma_mm, noise_sd_hu, aorta_gap_mm, supersample_mm)
+                    narrow_pedicle_width_mm, fov_mm, psf_sigma_mm, noise_sd_hu, aorta_gap_mm, supersample_mm,
+                    materials_hu)
     t0 = time.perf_counter()
     scene = build_scene(opts)
     hu, body_labels, body_fracs, masks = paint_scene(scene, seed=opts.seed, supersample_mm=opts.supersample_mm,
-                                                     psf_sigma_mm=opts.psf_sigma_mm, noise_sd_hu=opts.noise_sd_hu)
+                                                     psf_sigma_mm=opts.psf_sigma_mm, noise_sd_hu=opts.noise_sd_hu,
+                                                     materials_hu=opts.materials_hu)
     ct = ct_from_array(hu, spacing_mm=scene.grid.spacing_mm, origin_lps_mm=scene.grid.origin_lps_mm,
                        name="pvp-plan synthetic phantom")
-    truth = build_truth(scene, opts, scene.grid, body_labels, body_fracs, masks, MATERIALS_HU)
+    truth = build_truth(scene, opts, scene.grid, body_labels, body_fracs, masks, opts.materials_hu)
     phantom = Phantom(ct=ct, body_labels=body_labels, masks=masks, truth=truth)
     logger.info("phantom %s rendered in %.1f s", phantom.ct.shape, time.perf_counter() - t0)
     return phantom
 
 
 def _options(seed, spacing_mm, levels, pathology, curvature, narrow_pedicle_level, narrow_width, fov_mm, psf,
-             noise, gap, supersample) -> _Options:
+             noise, gap, supersample, materials=None) -> _Options:
     spacing = tuple(float(v) for v in spacing_mm)
     if len(spacing) != 3 or min(spacing) <= 0 or max(spacing) > 6:
         raise ValueError(f"spacing_mm must be three values in (0, 6] mm as (z, y, x), got {spacing_mm}")
@@ -195,8 +203,12 @@ def _options(seed, spacing_mm, levels, pathology, curvature, narrow_pedicle_leve
     if not 0 <= psf <= 3 or not 0 <= noise <= 200 or not 0 <= gap <= 20 or not 0.1 <= supersample <= 2:
         raise ValueError("psf_sigma_mm in [0, 3], noise_sd_hu in [0, 200], aorta_gap_mm in [0, 20] and "
                          f"supersample_mm in [0.1, 2] expected, got {psf}, {noise}, {gap}, {supersample}")
+    unknown = set(materials or {}) - set(MATERIALS_HU)
+    if unknown:
+        raise ValueError(f"materials_hu: unknown materials {sorted(unknown)}; expected keys of MATERIALS_HU")
+    materials_hu = {**MATERIALS_HU, **{k: float(v) for k, v in (materials or {}).items()}}
     return _Options(int(seed), spacing, names, path, curvature, narrow, float(narrow_width), fov, float(psf),
-                    float(noise), float(gap), float(supersample))
+                    float(noise), float(gap), float(supersample), materials_hu)
 
 
 def _parse_pathology(spec: dict, names: tuple[str, ...], *, default: bool) -> dict[str, dict]:

@@ -3,7 +3,8 @@
 Two signals along the canal, on the body core region (see :func:`pvp_plan.segment.canal.core_region`):
 
 * endplates: slices where a large share of the core is denser than the endplate threshold; two such
-  peaks close together (disc + endplates, <= ~12 mm) enclose a disc;
+  peaks close together (disc + endplates, <= ~12 mm between their facing edges: an endplate tilted in the
+  lordosis spreads over several slices) enclose a disc, if some slice between is mostly softer than an endplate;
 * the median HU of the core: a disc is a narrow valley between the dense endplates (a dip inside a
   body's trabecular bone is wider, since the endplates are a body height apart).
 
@@ -30,6 +31,11 @@ _INVALID = -1000.0
 _SAME_DISC_MM = 8.0
 #: A candidate wider than ``ColumnOptions.disc_pair_max_mm`` plus this (mm) is not a disc (the dip inside a body).
 _VALLEY_SLACK_MM = 4.5
+#: An endplate's slices: those holding at least this share of its peak's endplate-dense core.
+_EDGE_SHARE = 0.5
+#: Between two endplates some slice has less than this share of its core endplate-dense (the disc; its median HU
+#: under the endplate threshold). Two peaks without one are a dip inside dense bone (a sclerotic body).
+_DISC_DENSE_SHARE_MAX = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,17 +75,37 @@ def core_profile(hu: np.ndarray, core: np.ndarray, z_range: tuple[int, int], opt
 
 
 def _endplate_pairs(profile: DiscProfile, z_range, spacing_z: float, options: ColumnOptions):
+    """Discs between two endplate peaks: ``[(slice, width mm, weight, rescued)]``; ``rescued`` when the peaks lie
+    too far apart and only their facing edges are close enough (a tilted endplate)."""
     z0, z1 = z_range
     peaks, _ = find_peaks(profile.endplate_fraction[z0:z1], height=0.12, prominence=0.08)
     peaks = peaks + z0
     limit = options.disc_pair_max_mm + 1.5 * spacing_z
+    frac = profile.endplate_fraction
     out = []
     for a, b in zip(peaks[:-1], peaks[1:]):
-        if 2 <= b - a and (b - a) * spacing_z <= limit:
-            zmin = a + 1 + int(np.nanargmin(profile.median_hu[a + 1:b]))
-            out.append((zmin, (b - a) * spacing_z, 100.0 + 100.0 * min(profile.endplate_fraction[a],
-                                                                         profile.endplate_fraction[b])))
+        if b - a < 2 or frac[a + 1:b].min() >= _DISC_DENSE_SHARE_MAX:
+            continue  # no slice between where most of the core is softer than an endplate: a dip in dense bone
+        # a tilted endplate (lordosis) spreads over several slices and its peak may lie at its far side: the disc
+        # lies between the two endplates' facing edges, which stop short of the sparsest slice between them
+        low = a + 1 + int(np.argmin(frac[a + 1:b]))
+        ia = max(a, min(_facing_edge(frac, a, b), low - 1))
+        ib = min(b, max(_facing_edge(frac, b, a), low + 1))
+        if (ib - ia) * spacing_z <= limit:
+            zmin = ia + 1 + int(np.nanargmin(profile.median_hu[ia + 1:ib]))
+            rescued = (b - a) * spacing_z > limit  # found by the facing edges only
+            out.append((zmin, (ib - ia) * spacing_z, 100.0 + 100.0 * min(frac[a], frac[b]), rescued))
     return out
+
+
+def _facing_edge(frac: np.ndarray, peak: int, toward: int) -> int:
+    """The last slice from ``peak`` toward ``toward`` (exclusive) whose endplate share is at least
+    ``_EDGE_SHARE`` of the peak's."""
+    step = 1 if toward > peak else -1
+    i = peak
+    while i + step != toward and frac[i + step] >= _EDGE_SHARE * frac[peak]:
+        i += step
+    return i
 
 
 def _valleys(profile: DiscProfile, z_range, spacing_z: float):
@@ -154,8 +180,13 @@ def find_disc_slices(hu: np.ndarray, spacing_mm, core: np.ndarray, track: CanalT
     # a disc seen by both signals weighs what the stronger says: a pair's weight (100-200) under a deep valley
     # lost the L1/L2 and T12/L1 discs around a wedge fracture to the valley inside the collapsed body (3 mm)
     narrow = [(v, p) for v, width, p in valleys if width <= options.disc_pair_max_mm + _VALLEY_SLACK_MM]
-    cands = [(z, width, max([w] + [p for v, p in narrow if near(v, z)])) for z, width, w in pairs]
-    cands += [c for c in valleys if not any(near(c[0], z) for z, _, _ in pairs)]
+    cands = []
+    for z, width, w, rescued in pairs:
+        same = [(v, p) for v, p in narrow if near(v, z)]
+        if rescued and same:  # between smeared endplates the darkest slice places the disc better
+            z = max(same, key=lambda vp: vp[1])[0]
+        cands.append((z, width, max([w] + [p for _, p in same])))
+    cands += [c for c in valleys if not any(near(c[0], z) for z, *_ in pairs)]
     return _chain(cands, spacing_mm[0], options), profile
 
 

@@ -114,6 +114,38 @@ def test_phantom_every_level_found_and_named_from_the_sacrum_and_the_lowest_rib(
     assert not seg.warnings
 
 
+@pytest.fixture(scope="module", params=[(2.0, 0.8, 0.8), (3.0, 1.0, 1.0)], ids=lambda p: f"{p[0]}mm")
+def osteoporotic_segmented(request):
+    """The phantom (its pathologies planted) with osteoporotic bone: trabecular bone at 80 HU, as dense as the
+    discs, inside a cortex thinned to 700 HU (``OSTEOPOROTIC_BONE_HU``); PVP is mostly done on such spines."""
+    from pvp_plan.sample_data import OSTEOPOROTIC_BONE_HU, generate_phantom
+
+    ph = generate_phantom(seed=0, spacing_mm=request.param, materials_hu=OSTEOPOROTIC_BONE_HU)
+    return ph, segment_vertebral_bodies(ph.ct)
+
+
+def test_osteoporotic_phantom_every_level_found_and_named(osteoporotic_segmented):
+    """With no contrast between bone and disc the discs show only by their endplates, which the lordosis tilts
+    across several slices: before session 12, L4, L5 and the sacrum were one body at 2 mm (T10 and T11 one body
+    at 3 mm). Every body but the sclerotic T11 overlaps its truth at Dice >= 0.90 (2 mm: 0.934-0.973; 3 mm:
+    0.912-0.961)."""
+    ph, seg = osteoporotic_segmented
+    assert [b.level.value for b in seg.bodies] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    assert all(b.level_confidence == naming.CONFIDENCE_SACRUM_AND_RIBS for b in seg.bodies)
+    scores = {b.level.value: dice(seg.labels == b.label, ph.body_labels == b.label) for b in seg.bodies}
+    assert all(d >= 0.90 for lv, d in scores.items() if lv != "T11"), scores
+
+
+@pytest.mark.xfail(strict=True, reason="session 12: a sclerotic lesion (900 HU, 86 % of the body) inside "
+                                       "osteoporotic bone (80 HU) under a 700 HU cortex: T11 reads -15 % at 2 mm and "
+                                       "-28 % at 3 mm (Dice 0.89 / 0.79); the same lesion in normal bone reads within "
+                                       "3 %")
+def test_osteoporotic_phantom_sclerotic_body_volume(osteoporotic_segmented):
+    ph, seg = osteoporotic_segmented
+    t11 = next(b for b in seg.bodies if b.level.value == "T11")
+    assert abs(t11.voxel_count * ph.ct.voxel_volume_ml / ph.truth["levels"]["T11"]["volume_ml"] - 1) <= 0.10
+
+
 def test_phantom_bodies_overlap_the_truth(phantom_segmented):
     ph, seg = phantom_segmented
     scores = {b.level.value: dice(seg.labels == b.label, ph.body_labels == b.label) for b in seg.bodies}

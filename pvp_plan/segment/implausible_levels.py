@@ -1,0 +1,87 @@
+"""Levels the segmentation merged or lost: a body too tall to be one level, two bodies too far apart to be neighbours.
+
+Where a disc is not found, the two levels it separates become one segment: one body, too tall (when the two are
+joined in bone), or the larger of the two only, and a gap where the other was. Either way the names on one side
+are one level off. A vertebral body's height and the spacing of neighbouring bodies change little from one level
+to the next (about 10 % between lumbar neighbours; a fracture makes a body shorter, never taller), so:
+
+* a body much taller along the spine axis than the tallest whole body within two levels of it holds more than
+  one level; it is reported and not planned (its volume, density and needle paths would be two bodies');
+* two consecutive bodies whose centroids lie much further apart than the median spacing have a level between
+  them that was not found; reported.
+
+Heights are extents along each body's own axis (``BodyInfo.axis_lps``) in mm, between the 1st and 99th
+percentiles of its voxels' positions (a stray voxel does not count); the bodies are ordered cranial to caudal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from pvp_plan.segment.types import BodyInfo
+
+#: A whole body more than this many times as tall as the tallest whole body within two levels holds more than one
+#: level. Neighbouring lumbar bodies differ by about 10 %; two merged levels read about 2.
+TALL_RATIO = 1.6
+#: Consecutive bodies whose centroids lie more than this many times the median spacing apart have a level between.
+GAP_RATIO = 1.6
+#: Segmentation confidence given to a body that seems to hold more than one level (under the planning minimum).
+CONFIDENCE_MERGED = 0.3
+
+
+def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> dict[int, float]:
+    """Extent (mm) of each body along its own axis, 1st to 99th percentile of its voxels; keyed by label.
+
+    ``labels``: (z, y, x) label map on an LPS-aligned grid of ``spacing_mm`` (z, y, x), as in
+    :class:`~pvp_plan.segment.types.Segmentation`.
+    """
+    sp = np.asarray(spacing_mm, float)
+    boxes = ndimage.find_objects(labels)
+    out = {}
+    for b in bodies:
+        box = boxes[b.label - 1] if b.label - 1 < len(boxes) else None
+        if box is None:
+            continue
+        idx = np.argwhere(labels[box] == b.label) + [s.start for s in box]
+        axis_zyx = np.asarray(b.axis_lps, float)[::-1]
+        along = (idx * sp) @ (axis_zyx / np.linalg.norm(axis_zyx))
+        lo, hi = np.percentile(along, [1, 99])
+        out[b.label] = float(hi - lo) + float(np.abs(axis_zyx / np.linalg.norm(axis_zyx)) @ sp)
+    return out
+
+
+def too_tall(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> dict[int, tuple[float, str, float]]:
+    """Whole bodies over ``TALL_RATIO`` times as tall as the tallest whole body within two levels of them (so a body
+    whose only neighbour is a vertebra plana compares with the next one).
+
+    Returns ``{label: (height mm, neighbour's level name, neighbour's height mm)}``. Bodies cut by the field of
+    view are neither judged nor compared with (their extent is partial).
+    """
+    heights = body_heights_mm(labels, spacing_mm, bodies)
+    whole = [b for b in bodies if not b.cut_by_fov and b.label in heights]
+    out = {}
+    for i, b in enumerate(whole):
+        neighbours = [n for n in whole[max(0, i - 2):i + 3] if n is not b and abs(n.label - b.label) <= 2]
+        if not neighbours:
+            continue
+        ref = max(neighbours, key=lambda n: heights[n.label])
+        if heights[b.label] > TALL_RATIO * heights[ref.label]:
+            out[b.label] = (heights[b.label], ref.level.value, heights[ref.label])
+    return out
+
+
+def gaps(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float]]:
+    """Consecutive bodies (cranial, caudal) whose centroids lie over ``GAP_RATIO`` times the median spacing of the
+    other consecutive pairs apart: ``[(upper level, lower level, distance mm, that median mm)]``; none with fewer
+    than three bodies."""
+    if len(bodies) < 3:
+        return []
+    c = np.array([b.centroid_lps_mm for b in bodies], float)
+    d = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    out = []
+    for i in range(len(d)):
+        median = float(np.median(np.delete(d, i)))  # the others' spacing: a gap does not raise its own yardstick
+        if d[i] > GAP_RATIO * median:
+            out.append((bodies[i].level.value, bodies[i + 1].level.value, float(d[i]), median))
+    return out

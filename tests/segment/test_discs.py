@@ -1,0 +1,56 @@
+"""Disc candidates from the endplate profile (pvp_plan.segment.discs._endplate_pairs) on profiles built by hand.
+
+The profile is, per slice, the share of the body core denser than an endplate (and the core's median HU). A disc
+shows as two endplate peaks with a sparse slice between; in the lordosis an endplate is tilted and spreads over
+several slices, and a dense (sclerotic) body can show two peaks with no sparse slice between.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pvp_plan.segment.column_options import ColumnOptions
+from pvp_plan.segment.discs import DiscProfile, _endplate_pairs
+
+SLICE_MM = 2.0
+
+
+def _pairs(share: list[float], median_hu: list[float] | None = None) -> list[tuple[int, float]]:
+    """(disc slice, width mm) of the pairs found in a profile of endplate shares (median HU: 80 where sparse)."""
+    frac = np.asarray(share, float)
+    med = np.asarray(median_hu, float) if median_hu is not None else np.where(frac > 0.2, 300.0, 80.0)
+    profile = DiscProfile(median_hu=med, endplate_fraction=frac, trabecular_hu=80.0, endplate_hu=180.0)
+    return [(z, w) for z, w, _, _ in _endplate_pairs(profile, (0, len(frac)), SLICE_MM, ColumnOptions())]
+
+
+def test_a_flat_disc_between_two_sharp_endplates():
+    share = [0.0] * 10 + [0.9, 0.0, 0.0, 0.0, 0.9] + [0.0] * 10
+    assert _pairs(share) == [(11, 8.0)]
+
+
+def test_a_tilted_endplate_spread_over_slices_still_encloses_its_disc():
+    """The osteoporotic phantom's L4/L5 at 2 mm: the L5 endplate's share peaks at its far (caudal) side and stays
+    near the peak for three slices; peak to peak 16 mm (over the 15 mm limit), facing edges 8 mm apart. Missed
+    before (session 12): L4, L5 and the sacrum were one body."""
+    share = [0.0] * 8 + [0.31, 0.29, 0.29, 0.16, 0.0, 0.0, 0.0, 0.35, 0.61, 0.17] + [0.0] * 8
+    pairs = _pairs(share)
+    assert len(pairs) == 1
+    z, width = pairs[0]
+    assert 11 <= z <= 14 and width == 8.0  # between the facing edges (slices 10 and 14)
+
+
+def test_a_dip_inside_dense_bone_is_not_a_disc():
+    """A sclerotic body: the share dips from 0.89 to 0.78 for one slice, most of the core still endplate-dense.
+    Taken for a disc before (session 12), it displaced the real disc next to it."""
+    share = [0.0] * 6 + [0.89, 0.89, 0.89, 0.78, 0.89] + [0.0, 0.0, 0.9] + [0.0] * 6
+    pairs = _pairs(share)
+    assert all(not 6 <= z <= 10 for z, _ in pairs), pairs
+    assert [z for z, _ in pairs] == [11]  # the real disc after the dense body
+
+
+def test_a_thin_disc_between_broad_endplates_keeps_its_pair():
+    """At 1.5 mm the chest's thin thoracic discs show as a shallow dip in one bright complex (0.76, 0.39, 0.45,
+    0.49): the facing edges must not cross the dip."""
+    share = [0.12] * 6 + [0.21, 0.76, 0.39, 0.45, 0.49, 0.13] + [0.12] * 6
+    med = [120.0] * 6 + [146.0, 254.0, 162.0, 180.0, 196.0, 132.0] + [120.0] * 6
+    assert [z for z, _ in _pairs(share, med)] == [8]

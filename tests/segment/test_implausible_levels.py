@@ -1,0 +1,109 @@
+"""Levels merged or lost where a disc was missed (pvp_plan.segment.implausible_levels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pvp_plan.io import ct_from_array
+from pvp_plan.levels import Level
+from pvp_plan.segment import Segmentation, segment_vertebral_bodies
+from pvp_plan.segment.implausible_levels import TALL_RATIO, body_heights_mm, gaps, too_tall
+
+
+def _stack(heights_mm: list[float], spacing_mm=(2.0, 1.0, 1.0)) -> Segmentation:
+    """Boxes 30 x 30 mm in-plane, ``heights_mm`` tall, 6 mm apart, named upward from L5."""
+    sz = spacing_mm[0]
+    nz = int(sum(h + 6.0 for h in heights_mm) / sz) + 6
+    labels = np.zeros((nz, 40, 40), np.uint8)
+    z = 3
+    for k, h in enumerate(heights_mm):  # caudal to cranial: L5 (24), L4 (23), ...
+        n = int(round(h / sz))
+        labels[z:z + n, 5:35, 5:35] = 24 - k
+        z += n + int(6.0 / sz)
+    ct = ct_from_array(np.zeros(labels.shape, np.int16), spacing_mm=spacing_mm)
+    return Segmentation.from_label_map(labels, ct, method="boxes")
+
+
+def test_heights_are_read_along_the_spine_in_mm():
+    seg = _stack([28.0, 26.0, 24.0])
+    heights = body_heights_mm(seg.labels, seg.spacing_mm, seg.bodies)
+    assert [round(heights[b.label]) for b in seg.bodies] == [24, 26, 28]  # cranial to caudal: L3, L4, L5
+
+
+def test_a_body_twice_its_neighbours_height_is_flagged_and_only_it():
+    seg = _stack([28.0, 56.0, 26.0, 25.0])  # L4 holds two levels
+    flagged = too_tall(seg.labels, seg.spacing_mm, seg.bodies)
+    assert list(flagged) == [23]
+    height, neighbour, neighbour_height = flagged[23]
+    assert neighbour == "L5" and height > TALL_RATIO * neighbour_height
+
+
+def test_a_normal_body_beside_a_vertebra_plana_is_not_flagged():
+    """Compared with its taller neighbour, a body next to a collapsed one (8 mm) is not taken for two levels."""
+    seg = _stack([28.0, 27.0, 8.0, 26.0])
+    assert too_tall(seg.labels, seg.spacing_mm, seg.bodies) == {}
+
+
+def test_bodies_too_far_apart_are_reported_as_a_gap():
+    seg = _stack([28.0, 27.0, 26.0, 25.0])
+    assert gaps(seg.bodies) == []
+    labels = seg.labels.copy()
+    labels[labels == 22] = 0  # L3 lost
+    ct = ct_from_array(np.zeros(labels.shape, np.int16), spacing_mm=seg.spacing_mm)
+    lost = Segmentation.from_label_map(labels, ct, method="boxes")
+    ((upper, lower, distance, median),) = gaps(lost.bodies)
+    assert (upper, lower) == ("L2", "L4") and distance > 1.6 * median
+
+
+@pytest.fixture(scope="module")
+def disc_missed():
+    """The 3 mm phantom segmented with its L3/L4 disc dropped from the disc search (as when neither endplates nor
+    an HU valley show it)."""
+    from pvp_plan.sample_data import generate_phantom
+    from pvp_plan.segment import vertebral_bodies as vb
+
+    ph = generate_phantom(seed=1, spacing_mm=(3.0, 1.0, 1.0))
+    disc = next(d for d in ph.truth["discs"] if d["between"] == ["L3", "L4"])
+    disc_ct_z = float(ph.ct.lps_to_index(np.array(disc["center_lps_mm"]))[0])
+    found = vb.find_disc_slices
+
+    def without_l3_l4(hu, sp, core, track, options):
+        discs, profile = found(hu, sp, core, track, options)
+        at_mm = np.array(discs) * sp[0] - disc_ct_z * ph.ct.spacing_mm[0]
+        assert np.abs(at_mm).min() < 6.0  # the disc was found: drop it
+        return [z for z, d in zip(discs, at_mm) if abs(d) >= 6.0], profile
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vb, "find_disc_slices", without_l3_l4)
+        return ph, segment_vertebral_bodies(ph.ct)
+
+
+def test_a_level_lost_where_a_disc_was_missed_is_reported(disc_missed):
+    """Without its L3/L4 disc the phantom's L3 and L4 fall in one segment, of which the larger part is kept: L3 is
+    lost and the names above are one level off. The naming cross-check calls it transitional anatomy; the spacing
+    check says where a level is missing."""
+    ph, seg = disc_missed
+    assert len(seg.bodies) == 7  # one body fewer than the phantom's eight
+    (gap,) = [w for w in seg.warnings if "may not have been found" in w]
+    truth_of = {b.level.value: int(np.bincount(ph.body_labels[seg.labels == b.label]).argmax()) for b in seg.bodies}
+    upper, lower = gap.split("centroids of ")[1].split(" lie")[0].split(" and ")
+    assert (truth_of[upper], truth_of[lower]) == (21, 23)  # the phantom's L2 and L4, with its L3 lost between
+
+
+def test_a_body_holding_two_levels_is_not_planned():
+    """Through the segmenter's last step (``_named``): the tall body gets a segmentation confidence under the
+    planning minimum, with a warning naming it; its neighbours stay plannable."""
+    from pvp_plan.plan.session import not_plannable_reason
+    from pvp_plan.segment.naming import Naming
+    from pvp_plan.segment.vertebral_bodies import _named
+
+    stack = _stack([28.0, 56.0, 26.0, 25.0])  # L5, then two levels as one, then two more
+    segments = np.where(stack.labels > 0, 24 - stack.labels.astype(int), -1)  # segment 0 = the lowest body
+    ct = ct_from_array(np.zeros(stack.labels.shape, np.int16), spacing_mm=stack.spacing_mm)
+    box = tuple(slice(0, n) for n in ct.shape)
+    seg = _named(segments, box, ct, [0, 1, 2, 3], set(), Naming(lowest=Level.L5, confidence=0.95))
+    reasons = {b.level.value: not_plannable_reason(b, voxel_volume_ml=ct.voxel_volume_ml) for b in seg.bodies}
+    assert "segmentation uncertain" in reasons["L4"]
+    assert [lv for lv, r in reasons.items() if r] == ["L4"]
+    assert any(w.startswith("pvp-plan segmentation check: L4 is ") for w in seg.warnings)
