@@ -7,6 +7,7 @@ import pytest
 
 from pvp_plan.io import ct_from_array
 from pvp_plan.levels import Level
+from pvp_plan.plan.session import not_plannable_reason
 from pvp_plan.segment import Segmentation, segment_vertebral_bodies
 from pvp_plan.segment.implausible_levels import TALL_RATIO, body_heights_mm, gaps, too_tall
 
@@ -89,12 +90,13 @@ def test_a_level_lost_where_a_disc_was_missed_is_reported(disc_missed):
     truth_of = {b.level.value: int(np.bincount(ph.body_labels[seg.labels == b.label]).argmax()) for b in seg.bodies}
     upper, lower = gap.split("centroids of ")[1].split(" lie")[0].split(" and ")
     assert (truth_of[upper], truth_of[lower]) == (21, 23)  # the phantom's L2 and L4, with its L3 lost between
+    # names one level off on one side: no body is planned until a level is confirmed
+    assert all("level name uncertain" in not_plannable_reason(b) for b in seg.bodies if not b.cut_by_fov)
 
 
 def test_a_body_holding_two_levels_is_not_planned():
     """Through the segmenter's last step (``_named``): the tall body gets a segmentation confidence under the
     planning minimum, with a warning naming it; its neighbours stay plannable."""
-    from pvp_plan.plan.session import not_plannable_reason
     from pvp_plan.segment.naming import Naming
     from pvp_plan.segment.vertebral_bodies import _named
 
@@ -107,3 +109,25 @@ def test_a_body_holding_two_levels_is_not_planned():
     assert "segmentation uncertain" in reasons["L4"]
     assert [lv for lv, r in reasons.items() if r] == ["L4"]
     assert any(w.startswith("pvp-plan segmentation check: L4 is ") for w in seg.warnings)
+
+
+def test_names_across_a_lost_level_are_not_planned():
+    """Through ``_named``: the sacrum and ribs agreed (confidence 0.95), yet a level is missing between two bodies;
+    every name is then as uncertain as transitional anatomy, so nothing is planned before ``--anchor``."""
+    from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL, Naming
+    from pvp_plan.segment.vertebral_bodies import _named
+
+    stack = _stack([28.0, 27.0, 26.0, 25.0, 24.0])
+    labels = stack.labels.copy()
+    labels[labels == 22] = 0  # the third body lost
+    kept = (24, 23, 21, 20)  # caudal to cranial
+    segments = np.full(labels.shape, -1)
+    for k, lab in enumerate(kept):
+        segments[labels == lab] = k
+    ct = ct_from_array(np.zeros(labels.shape, np.int16), spacing_mm=stack.spacing_mm)
+    box = tuple(slice(0, n) for n in ct.shape)
+    seg = _named(segments, box, ct, [0, 1, 2, 3], set(), Naming(lowest=Level.L5, confidence=0.95))
+    assert [b.level.value for b in seg.bodies] == ["L2", "L3", "L4", "L5"]  # counted up from L5 across the gap
+    assert all(b.level_confidence <= CONFIDENCE_TRANSITIONAL for b in seg.bodies)
+    assert all("level name uncertain" in not_plannable_reason(b) for b in seg.bodies)
+    assert any("the centroids of L3 and L4" in w for w in seg.warnings)
