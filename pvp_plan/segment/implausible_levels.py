@@ -16,9 +16,13 @@ percentiles of its voxels' positions (a stray voxel does not count); the bodies 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import ndimage
 
+from pvp_plan.levels import Level
+from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL
 from pvp_plan.segment.types import BodyInfo
 
 #: A whole body more than this many times as tall as the tallest whole body within two levels holds more than one
@@ -85,3 +89,29 @@ def gaps(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float]]:
         if d[i] > GAP_RATIO * median:
             out.append((bodies[i].level.value, bodies[i + 1].level.value, float(d[i]), median))
     return out
+
+
+def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> tuple[tuple[BodyInfo, ...], tuple[str, ...]]:
+    """``bodies`` after both checks, and their warnings (each citing its source).
+
+    A body too tall (:func:`too_tall`) gets segmentation confidence ``CONFIDENCE_MERGED`` (not planned); a level
+    lost between two bodies (:func:`gaps`) caps every body's level confidence at the transitional
+    ``CONFIDENCE_TRANSITIONAL``: names counted across it are one level off on one side, so nothing is planned before
+    a level is named (``--anchor``).
+    """
+    tall = too_tall(labels, spacing_mm, bodies)
+    lost = gaps(bodies)
+    warnings = tuple(
+        f"pvp-plan segmentation check: {Level.from_label(label).value} is {h / ref_h:.1f} times as tall along the "
+        f"spine as {ref} ({h:.0f} vs {ref_h:.0f} mm): it may hold more than one level (a disc not found), so it "
+        "is not planned and the names on one side of it may be one level off; check it (split it in napari) and "
+        "confirm a level with --anchor" for label, (h, ref, ref_h) in tall.items()) + tuple(
+        f"pvp-plan segmentation check: the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} "
+        f"times the median spacing of the other neighbouring bodies ({m:.0f} mm): a level between them may not have "
+        "been found, and the names on one side may be one level off; nothing is planned until a level is "
+        "confirmed with --anchor" for upper, lower, d, m in lost)
+    out = tuple(replace(b, segmentation_confidence=min(b.segmentation_confidence, CONFIDENCE_MERGED))
+                if b.label in tall else b for b in bodies)
+    if lost:
+        out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL)) for b in out)
+    return out, warnings

@@ -29,7 +29,6 @@ import numpy as np
 from pvp_plan import __version__
 from pvp_plan.errors import SegmentationError
 from pvp_plan.io.ct_volume import CTVolume
-from pvp_plan.levels import Level
 from pvp_plan.segment import body_mask, end_slices, implausible_levels, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
@@ -187,21 +186,5 @@ def _named(segments: np.ndarray, box: tuple[slice, ...], ct: CTVolume, bodies: l
     bodies_out = tuple(replace(b, cut_by_fov=b.cut_by_fov or b.label in open_labels,
                                segmentation_confidence=CONFIDENCE_OPEN_END if b.label in open_labels
                                else CONFIDENCE_BOUNDED) for b in seg.bodies)
-    tall = implausible_levels.too_tall(labels, ct.spacing_mm, bodies_out)
-    gaps = implausible_levels.gaps(bodies_out)
-    warnings = tuple(seg.warnings) + tuple(
-        f"pvp-plan segmentation check: {Level.from_label(label).value} is {h / ref_h:.1f} times as tall along the "
-        f"spine as {ref} ({h:.0f} vs {ref_h:.0f} mm): it may hold more than one level (a disc not found), so it "
-        "is not planned and the names on one side of it may be one level off; check it (split it in napari) and "
-        "confirm a level with --anchor" for label, (h, ref, ref_h) in tall.items()) + tuple(
-        f"pvp-plan segmentation check: the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} "
-        f"times the median spacing of the bodies ({m:.0f} mm): a level between them may not have been found, and "
-        f"the names on one side may be one level off; nothing is planned until a level is confirmed with --anchor"
-        for upper, lower, d, m in gaps)
-    bodies_out = tuple(replace(b, segmentation_confidence=min(b.segmentation_confidence,
-                                                              implausible_levels.CONFIDENCE_MERGED))
-                       if b.label in tall else b for b in bodies_out)
-    if gaps:  # names counted across a lost level are one off on one side: as uncertain as transitional anatomy
-        bodies_out = tuple(replace(b, level_confidence=min(b.level_confidence, naming.CONFIDENCE_TRANSITIONAL))
-                           for b in bodies_out)
-    return replace(seg, bodies=bodies_out, warnings=warnings)
+    bodies_out, checks = implausible_levels.checked(labels, ct.spacing_mm, bodies_out)
+    return replace(seg, bodies=bodies_out, warnings=tuple(seg.warnings) + checks)
