@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from scipy import ndimage
 
+from pvp_plan.label_boxes import label_boxes
 from pvp_plan.levels import Level
 from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL
 from pvp_plan.segment.types import BodyInfo
@@ -41,7 +41,7 @@ def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]
     :class:`~pvp_plan.segment.types.Segmentation`.
     """
     sp = np.asarray(spacing_mm, float)
-    boxes = ndimage.find_objects(labels)
+    boxes = label_boxes(labels)
     out = {}
     for b in bodies:
         box = boxes[b.label - 1] if b.label - 1 < len(boxes) else None
@@ -49,9 +49,9 @@ def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]
             continue
         idx = np.argwhere(labels[box] == b.label) + [s.start for s in box]
         axis_zyx = np.asarray(b.axis_lps, float)[::-1]
-        along = (idx * sp) @ (axis_zyx / np.linalg.norm(axis_zyx))
-        lo, hi = np.percentile(along, [1, 99])
-        out[b.label] = float(hi - lo) + float(np.abs(axis_zyx / np.linalg.norm(axis_zyx)) @ sp)
+        axis_zyx /= np.linalg.norm(axis_zyx)
+        lo, hi = np.percentile((idx * sp) @ axis_zyx, [1, 99])
+        out[b.label] = float(hi - lo) + float(np.abs(axis_zyx) @ sp)  # plus one voxel's depth along the axis
     return out
 
 
