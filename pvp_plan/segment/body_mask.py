@@ -1,8 +1,8 @@
 """From the canal track and the disc planes to one mask per vertebral level (working grid).
 
 Steps: bone-or-marrow above an adaptive threshold in the column region in front of the canal;
-contrast-filled vessels separated along the cortical ridge (watershed between body cores and
-vessel cores); holes filled slice by slice (lytic cavities, gas clefts and low-density marrow are
+contrast-filled vessels separated along the strongest edges between them (watershed of the gradient
+magnitude between body cores and vessel cores); holes filled slice by slice (lytic cavities, gas clefts and low-density marrow are
 part of the body); an opening detaches pedicle roots and osteophyte bridges; low-HU disc voxels
 removed near each disc plane; every voxel assigned to the level between its two disc planes;
 finally the partial-volume halo is peeled at the mid-point between soft tissue and cortex.
@@ -25,6 +25,10 @@ from pvp_plan.segment.working_grid import IN_SLICE, ball, disk_in_plane, slice_e
 
 #: Erosion (mm) of the vessels to their cores: the watershed's vessel markers, away from the cortical ridge.
 _VESSEL_CORE_MM = 1.5
+#: Gaussian scale (mm) of the gradient magnitude the body/vessel watershed floods. Flooding raw HU put the split
+#: wherever noise left the lowest path: on a contrast chest CT at 1.5 mm with 20 HU of noise added, T12 took in
+#: the aorta in front of it (17.3 -> 21.2 mL, 75 % inside the reference vertebra; now 16.7 mL, 99 %).
+_WATERSHED_SIGMA_MM = 1.0
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
@@ -145,7 +149,10 @@ def column_in_box(hu: np.ndarray, spacing_mm, region: np.ndarray, vessels: np.nd
         markers = np.zeros(mask.shape, np.int32)
         markers[ndimage.binary_erosion(vessels, ball(_VESSEL_CORE_MM, spacing_mm)) & mask] = 2
         markers[core & mask & (markers == 0)] = 1
-        mask &= watershed(hu, markers, mask=mask) == 1
+        # flooded over the edges (gradient magnitude at _WATERSHED_SIGMA_MM), so the split follows the fat plane
+        # between body and vessel; over raw HU a noise speckle in that plane let the core's flood through
+        edges = ndimage.gaussian_gradient_magnitude(hu, _WATERSHED_SIGMA_MM / np.asarray(spacing_mm, float))
+        mask &= watershed(edges, markers, mask=mask) == 1
     opened = ndimage.binary_opening(mask, ball(options.opening_mm, spacing_mm))
     sections = detach_pedicle_roots(opened, spacing_mm, options)
     lab, _ = ndimage.label(sections)

@@ -410,6 +410,26 @@ def test_thorax_no_label_lies_in_front_of_the_vertebral_column(thorax):
     assert not (seg.labels[: top + 1, : anterior_y - margin] > 0).any()
 
 
+@pytest.fixture(scope="module")
+def noisy_thorax(thorax):
+    """The chest CT with 20 HU of white noise added (a lower-dose scan: ~30 HU in soft tissue in all)."""
+    ct, _ = thorax
+    hu = ct.hu + np.random.default_rng(1).normal(0.0, 20.0, ct.hu.shape)
+    noisy = ct_from_array(np.round(hu).astype(np.int16), spacing_mm=ct.spacing_mm, origin_lps_mm=ct.origin_lps_mm)
+    return noisy, segment_vertebral_bodies(noisy)
+
+
+def test_noisy_thorax_t12_stays_out_of_the_aorta(noisy_thorax):
+    """With noise, the body/vessel watershed over raw HU let T12 and L1 take in the aorta in front of them (T12
+    17.3 -> 21.2 mL, 75 % inside the reference vertebra; L1 9.0 -> 19.5 mL). It floods the gradient magnitude now."""
+    ct, seg = noisy_thorax
+    t12 = reference_map("thorax_1p5mm", "reference", "totalseg_vertebra_T12.nii.gz") > 0
+    assert t12[seg.mask("T12")].mean() >= 0.9
+    anterior_y = int(np.flatnonzero(t12.any(axis=(0, 2)))[0])
+    top = int(np.flatnonzero(t12.any(axis=(1, 2)))[-1])
+    assert not (seg.labels[: top + 1, : anterior_y - int(round(10.0 / ct.spacing_mm[1]))] > 0).any()
+
+
 def test_thorax_body_volumes_change_smoothly_down_the_column(thorax):
     """Vertebral body volume grows steadily from T1 to L5 (neighbours differ by about a tenth), so a whole body
     reading more than 25 % off the mean of its two whole neighbours has taken or lost a slab across a disc. The
