@@ -9,7 +9,7 @@ from pvp_plan.io import ct_from_array
 from pvp_plan.levels import Level
 from pvp_plan.plan.session import not_plannable_reason
 from pvp_plan.segment import Segmentation, segment_vertebral_bodies
-from pvp_plan.segment.implausible_levels import TALL_RATIO, body_heights_mm, gaps, too_tall
+from pvp_plan.segment.implausible_levels import CONFIDENCE_MERGED, TALL_RATIO, body_heights_mm, gaps, too_tall
 
 
 def _stack(heights_mm: list[float], spacing_mm=(2.0, 1.0, 1.0)) -> Segmentation:
@@ -96,7 +96,8 @@ def test_a_level_lost_where_a_disc_was_missed_is_reported(disc_missed):
 
 def test_a_body_holding_two_levels_is_not_planned():
     """Through the segmenter's last step (``_named``): the tall body gets a segmentation confidence under the
-    planning minimum, with a warning naming it; its neighbours stay plannable."""
+    planning minimum, with a warning naming it; the names on one side of it are one level off, so every name is
+    uncertain until a level is confirmed (session 13: before, the neighbours stayed plannable)."""
     from pvp_plan.segment.naming import Naming
     from pvp_plan.segment.vertebral_bodies import _named
 
@@ -106,9 +107,36 @@ def test_a_body_holding_two_levels_is_not_planned():
     box = tuple(slice(0, n) for n in ct.shape)
     seg = _named(segments, box, ct, [0, 1, 2, 3], set(), Naming(lowest=Level.L5, confidence=0.95))
     reasons = {b.level.value: not_plannable_reason(b, voxel_volume_ml=ct.voxel_volume_ml) for b in seg.bodies}
-    assert "segmentation uncertain" in reasons["L4"]
-    assert [lv for lv, r in reasons.items() if r] == ["L4"]
+    assert seg.body("L4").segmentation_confidence == CONFIDENCE_MERGED
+    assert [b.level.value for b in seg.bodies if b.segmentation_confidence < 0.5] == ["L4"]
+    assert all("level name uncertain" in r for r in reasons.values())
     assert any(w.startswith("pvp-plan segmentation check: L4 is ") for w in seg.warnings)
+
+
+def test_a_body_half_again_as_tall_as_its_neighbours_is_flagged():
+    """Half a level joined to a body (its disc found inside the next body) reads about 1.5 times as tall; correct
+    segmentations of the phantoms and the shared CT read at most 1.2."""
+    seg = _stack([28.0, 42.0, 27.0, 26.0])
+    assert list(too_tall(seg.labels, seg.spacing_mm, seg.bodies)) == [23]
+    assert too_tall(*_args(_stack([28.0, 33.0, 27.0, 26.0]))) == {}  # a fifth taller: within the spread
+
+
+def test_a_body_cut_by_the_field_of_view_is_judged_but_not_a_yardstick():
+    """A body cut by the field of view can only be shorter than whole: over the ratio, it holds two levels (the
+    3 mm abdomen resampled to 0.8 x 0.8 x 1 mm with noise: T12 and L1 as one body, cut at the top, 2 x L1's
+    height). It is never the yardstick for its neighbours."""
+    from dataclasses import replace
+
+    seg = _stack([28.0, 27.0, 26.0, 56.0])
+    cut = tuple(replace(b, cut_by_fov=b.level == Level.L2) for b in seg.bodies)
+    assert list(too_tall(seg.labels, seg.spacing_mm, cut)) == [Level.L2.label]
+    seg = _stack([28.0, 27.0, 26.0, 56.0, 25.0])  # the tall L2 cut, L1 above: L1 is compared with L3 and L4 only
+    cut = tuple(replace(b, cut_by_fov=b.level == Level.L2) for b in seg.bodies)
+    assert list(too_tall(seg.labels, seg.spacing_mm, cut)) == [Level.L2.label]
+
+
+def _args(seg: Segmentation):
+    return seg.labels, seg.spacing_mm, seg.bodies
 
 
 def test_names_across_a_lost_level_are_not_planned():
