@@ -67,9 +67,16 @@ def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[in
     return sacral
 
 
+#: The rib search's reach (mm): bone beyond ``RIB_REACH_MM`` of the canal's midline, from ``RIB_FRONT_MM`` in front
+#: of the posterior body wall to ``RIB_BACK_MM`` behind it, is rib (lumbar transverse processes end within ~50 mm).
+RIB_REACH_MM = 64.0
+RIB_FRONT_MM = 15.0
+RIB_BACK_MM = 60.0
+
+
 def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarray], track: CanalTrack, *,
                          bone_hu: float = 200.0,
-                         inner_mm: float = 28.0, reach_mm: float = 64.0, outer_mm: float = 110.0,
+                         inner_mm: float = 28.0, reach_mm: float = RIB_REACH_MM, outer_mm: float = 110.0,
                          exclude: set[int] = frozenset()) -> set[int]:
     """Segments (working-grid labels) with a rib articulating at their level, on either side.
 
@@ -85,7 +92,7 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarra
     yy = np.arange(ny)[None, :, None] * spacing_mm[1]
     lat = np.abs(np.arange(nx)[None, None, :] * spacing_mm[2] - track.center_yx[:, 1][:, None, None] * spacing_mm[2])
     wall = track.wall_y[:, None, None] * spacing_mm[1]
-    band = (lat > inner_mm) & (lat < outer_mm) & (yy > wall - 15.0) & (yy < wall + 60.0)
+    band = (lat > inner_mm) & (lat < outer_mm) & (yy > wall - RIB_FRONT_MM) & (yy < wall + RIB_BACK_MM)
     band[: track.z_range[0]] = False
     band[track.z_range[1]:] = False
     lab, n = ndimage.label((hu > bone_hu) & band)
@@ -114,6 +121,26 @@ def rib_bearing_segments(hu: np.ndarray, spacing_mm, slices: dict[int, np.ndarra
     return out
 
 
+def rib_view_cut(shape, spacing_mm, slices: dict[int, np.ndarray], track: CanalTrack) -> set[int]:
+    """Segments beside which the field of view cuts the rib search: on some of their slices the image ends within
+    ``RIB_REACH_MM`` of the canal's midline on either side, or within ``RIB_BACK_MM`` behind the posterior body wall.
+
+    A rib there may lie outside the image, so finding none does not make the body rib-free (a chest CT
+    reconstructed on a 180 mm field of view showed the ribs of T8-T11 only in part, and with its lowest 24 mm cut
+    away, T7 passed for the lowest rib-bearing vertebra). ``shape`` and ``slices`` on the working grid, (z, y, x).
+    """
+    ny, nx = shape[1], shape[2]
+    out = set()
+    for k, zs in slices.items():
+        if not zs.size:
+            continue
+        x_mm = track.center_yx[zs, 1] * spacing_mm[2]
+        back_mm = track.wall_y[zs] * spacing_mm[1] + RIB_BACK_MM
+        if ((x_mm - RIB_REACH_MM < 0) | (x_mm + RIB_REACH_MM > nx * spacing_mm[2]) | (back_mm > ny * spacing_mm[1])).any():
+            out.add(k)
+    return out
+
+
 @dataclass(frozen=True)
 class Naming:
     """Name of the lowest body, how sure the tool is, and what it must tell the user."""
@@ -123,11 +150,13 @@ class Naming:
     warnings: tuple[str, ...] = ()
 
 
-def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None) -> Naming:
+def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None, ribs_may_be_unseen: bool = False) -> Naming:
     """Decide the lowest body's name from the sacrum and the lowest rib-bearing body.
 
     ``lowest_rib_index`` counts bodies from the lowest (0); a rib-bearing body is only used as T12
-    when a body without ribs lies below it (otherwise T12 may be out of view).
+    when a body without ribs lies below it (otherwise T12 may be out of view). ``ribs_may_be_unseen``: the field of
+    view cuts the rib search beside a body below the lowest rib found (:func:`rib_view_cut`); without the sacrum the
+    names counted from that rib are then uncertain (transitional confidence).
     """
     rib = lowest_rib_index if lowest_rib_index is not None and lowest_rib_index > 0 else None
     if rib is not None and rib > 5 and not sacrum_below:
@@ -144,6 +173,11 @@ def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None) -> Na
             "from the sacrum; confirm the level on the fluoroscopy / whole-spine images and name one with --anchor",))
     if sacrum_below:
         return Naming(Level.L5, CONFIDENCE_SACRUM)
+    if rib is not None and ribs_may_be_unseen:
+        return Naming(Level.T12.shifted(rib), CONFIDENCE_TRANSITIONAL, (
+            f"{NAMING_SOURCE}: no sacrum in view; levels counted from the lowest rib-bearing vertebra found as T12, "
+            "but the field of view cuts off the ribs' course beside the bodies below it, so a lower rib may be out of "
+            "view and the names may be one or more levels off: confirm a level with --anchor",))
     if rib is not None:
         return Naming(Level.T12.shifted(rib), CONFIDENCE_RIBS, (
             f"{NAMING_SOURCE}: no sacrum in view; levels counted from the lowest rib-bearing vertebra as T12. "
