@@ -1,0 +1,112 @@
+"""How the level names hold up when the shared real CT is perturbed (a robustness study, not a timing).
+
+Run: ``.venv/bin/python benchmarks/study_naming_robustness.py`` (needs ../shared/data; about 2 minutes on two cores).
+The abdomen (3 mm) and the contrast chest CT (1.5 mm) are segmented after one change each: white noise added (HU),
+resampled to another voxel size (linear, x y z in mm), or cropped along z (fractions of the slices kept, from the
+bottom). Each body is compared with TotalSegmentator's labels resampled the same way (the abdomen's per-level
+bodies; the chest's T12 only). One line per case:
+
+* ``ok``: every body that overlaps a reference level carries its name;
+* ``wrong, uncertain``: a name is wrong, and the tool said so (every level confidence under the planning minimum,
+  nothing planned before ``--anchor``): a loud failure;
+* ``WRONG, CONFIDENT``: a name is wrong at a confidence the planner accepts: the failure that matters most.
+
+Orientation is not varied here: flipping or permuting the axes of the NIfTI gives identical labels (the loader
+resamples nothing; it reorders to LPS).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.needle.real_cases
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+REFERENCE = {"abdomen_3mm": "totalseg_vertebral_bodies_per_level.nii.gz", "thorax_1p5mm": "totalseg_vertebra_T12.nii.gz"}
+RESAMPLED_XYZ_MM = (None, (1.0, 1.0, 1.0), (2.0, 2.0, 2.0), (1.25, 1.25, 2.5), (0.8, 0.8, 1.5), (1.5, 1.5, 2.0))
+CROPS = ((0.1, 1.0), (0.2, 1.0), (0.0, 0.8), (0.3, 0.9))
+NOISE_HU = (20.0, 45.0)
+SEED = 3
+
+
+def _resampled(img: sitk.Image, spacing_xyz, interpolator, default: float, pixel) -> np.ndarray:
+    size = [int(round(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing_xyz)]
+    grid = sitk.Image(size, pixel)
+    grid.SetSpacing(spacing_xyz)
+    grid.SetOrigin(img.GetOrigin())
+    grid.SetDirection(img.GetDirection())
+    return sitk.GetArrayFromImage(sitk.Resample(img, grid, sitk.Transform(), interpolator, default))
+
+
+def _case(args) -> str:
+    from pvp_plan.io import ct_from_array, load_ct
+    from pvp_plan.levels import Level
+    from pvp_plan.rules.session import MIN_LEVEL_CONFIDENCE
+    from pvp_plan.segment import segment_vertebral_bodies
+    from tests.needle.real_cases import labels
+
+    case, spacing_xyz, noise_hu, crop = args
+    ct = load_ct(ROOT / case / "ct.nii.gz")
+    ref_img = sitk.GetImageFromArray(labels(ROOT / case / "reference" / REFERENCE[case]).astype(np.uint8))
+    ref_img.CopyInformation(ct.to_sitk())
+    if spacing_xyz:
+        hu = _resampled(ct.to_sitk(), spacing_xyz, sitk.sitkLinear, -1024, sitk.sitkInt16).astype(np.float32)
+        ref = _resampled(ref_img, spacing_xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        spacing = tuple(float(v) for v in spacing_xyz[::-1])
+    else:
+        hu, ref, spacing = ct.hu.astype(np.float32), sitk.GetArrayFromImage(ref_img), ct.spacing_mm
+    origin = list(ct.origin_lps_mm)  # the grid is LPS-aligned with +z superior: slice 0 is the lowest
+    if crop:
+        lo, hi = int(crop[0] * hu.shape[0]), int(crop[1] * hu.shape[0])
+        hu, ref = hu[lo:hi], ref[lo:hi]
+        origin[2] += lo * spacing[0]
+    if noise_hu:
+        hu = hu + np.random.default_rng(SEED).normal(0.0, noise_hu, hu.shape)
+    what = f"{case:13s} {str(spacing_xyz or 'native'):18s} noise {noise_hu or 0:3.0f} crop {str(crop or '-'):11s}"
+    t0 = time.perf_counter()
+    try:
+        seg = segment_vertebral_bodies(ct_from_array(np.round(hu).astype(np.int16), spacing_mm=spacing,
+                                                     origin_lps_mm=tuple(origin)))
+    except Exception as exc:  # a study: report any failure, whatever it is, and go on
+        return f"{what}  ERROR {type(exc).__name__}: {exc}"
+    wrong = []
+    for b in seg.bodies:
+        under = ref[seg.labels == b.label]
+        under = under[under > 0]
+        if case == "abdomen_3mm" and under.size >= 50:
+            truth = Level.from_label(int(np.bincount(under).argmax())).value
+        elif case == "thorax_1p5mm" and under.size > 0.5 * b.voxel_count:
+            truth = "T12"
+        elif case == "thorax_1p5mm" and b.level is Level.T12:
+            truth = "not T12"
+        else:
+            continue
+        if truth != b.level.value:
+            wrong.append(f"{b.level.value} is {truth}")
+    confident = max(b.level_confidence for b in seg.bodies) >= MIN_LEVEL_CONFIDENCE.value
+    verdict = "ok" if not wrong else ("WRONG, CONFIDENT" if confident else "wrong, uncertain")
+    names = f"{seg.bodies[0].level.value}-{seg.bodies[-1].level.value}"  # cranial to caudal
+    return (f"{what}  {verdict:16s} {names:8s} confidence {max(b.level_confidence for b in seg.bodies):.2f} "
+            f"{'; '.join(wrong)}  ({time.perf_counter() - t0:.1f} s)")
+
+
+def main() -> int:
+    if not ROOT.exists():
+        sys.exit(f"shared data not found: {ROOT}")
+    cases = [(c, s, n, None) for c in REFERENCE for s in RESAMPLED_XYZ_MM for n in (0.0, *NOISE_HU[:1])]
+    cases += [(c, None, n, None) for c in REFERENCE for n in NOISE_HU[1:]]
+    cases += [(c, None, 0.0, crop) for c in REFERENCE for crop in CROPS]
+    with Pool(2) as pool:
+        for line in pool.imap(_case, cases):
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
