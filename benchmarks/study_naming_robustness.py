@@ -1,6 +1,6 @@
 """How the level names hold up when the shared real CT is perturbed (a robustness study, not a timing).
 
-Run: ``.venv/bin/python benchmarks/study_naming_robustness.py`` (needs ../shared/data; about 2 minutes on two cores).
+Run: ``.venv/bin/python benchmarks/study_naming_robustness.py`` (needs ../shared/data; under a minute on two cores).
 The abdomen (3 mm) and the contrast chest CT (1.5 mm) are segmented after one change each: white noise added (HU),
 resampled to another voxel size (linear, x y z in mm), or cropped along z (fractions of the slices kept, from the
 bottom). Each body is compared with TotalSegmentator's labels resampled the same way (the abdomen's per-level
@@ -28,7 +28,8 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.needle.real_cases
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
-REFERENCE = {"abdomen_3mm": "totalseg_vertebral_bodies_per_level.nii.gz", "thorax_1p5mm": "totalseg_vertebra_T12.nii.gz"}
+REFERENCE = {"abdomen_3mm": "totalseg_vertebral_bodies_per_level.nii.gz",
+             "thorax_1p5mm": "totalseg_vertebra_T12.nii.gz"}
 RESAMPLED_XYZ_MM = (None, (1.0, 1.0, 1.0), (2.0, 2.0, 2.0), (1.25, 1.25, 2.5), (0.8, 0.8, 1.5), (1.5, 1.5, 2.0))
 CROPS = ((0.1, 1.0), (0.2, 1.0), (0.0, 0.8), (0.3, 0.9))
 NOISE_HU = (20.0, 45.0)

@@ -277,10 +277,11 @@ def refit_end_slices(labels: np.ndarray, hu: np.ndarray, spacing_mm, options: Co
         for step in range(1, search + 1):
             drop = move <= -step
             region[end[drop] - sign * (step - 1), y[drop], x[drop]] = -1
+            beyond = end + sign * step
             # a rim column may end on the image's last slice (its fitted neighbour ends inside): never read past it
-            growing &= (move >= step) & (end + sign * step >= 0) & (end + sign * step < region.shape[0])
-            growing[growing] = region[end[growing] + sign * step, y[growing], x[growing]] < 0
-            region[end[growing] + sign * step, y[growing], x[growing]] = e.segment
+            growing &= (move >= step) & (beyond >= 0) & (beyond < region.shape[0])
+            growing[growing] = region[beyond[growing], y[growing], x[growing]] < 0
+            region[beyond[growing], y[growing], x[growing]] = e.segment
     return labels
 
 

@@ -113,7 +113,8 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> tup
         f"pvp-plan segmentation check: {Level.from_label(label).value} is {h / ref_h:.1f} times as tall along the "
         f"spine as {ref} ({h:.0f} vs {ref_h:.0f} mm): it may hold more than one level (a disc not found), so it "
         "is not planned and the names on one side of it may be one level off; nothing is planned until it is "
-        "checked (split it in napari) and a level is confirmed with --anchor" for label, (h, ref, ref_h) in tall.items()) + tuple(
+        "checked (split it in napari) and a level is confirmed with --anchor"
+        for label, (h, ref, ref_h) in tall.items()) + tuple(
         f"pvp-plan segmentation check: the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} "
         f"times the median spacing of the other neighbouring bodies ({m:.0f} mm): a level between them may not have "
         "been found, and the names on one side may be one level off; nothing is planned until a level is "

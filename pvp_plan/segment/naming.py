@@ -136,7 +136,8 @@ def rib_view_cut(shape, spacing_mm, slices: dict[int, np.ndarray], track: CanalT
             continue
         x_mm = track.center_yx[zs, 1] * spacing_mm[2]
         back_mm = track.wall_y[zs] * spacing_mm[1] + RIB_BACK_MM
-        if ((x_mm - RIB_REACH_MM < 0) | (x_mm + RIB_REACH_MM > nx * spacing_mm[2]) | (back_mm > ny * spacing_mm[1])).any():
+        sideways = (x_mm - RIB_REACH_MM < 0) | (x_mm + RIB_REACH_MM > nx * spacing_mm[2])
+        if (sideways | (back_mm > ny * spacing_mm[1])).any():
             out.add(k)
     return out
 

@@ -128,9 +128,9 @@ def segment_vertebral_bodies(
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
     ribs = naming.rib_bearing_segments(hu, sp, slices, track, exclude=set(sacral))
     rib_index = next((i for i, k in enumerate(bodies) if k in ribs), None)
-    unseen = naming.rib_view_cut(hu.shape, sp, slices, track) if rib_index else set()
+    below_rib = {k: slices[k] for k in bodies[:rib_index or 0]}  # the bodies the lowest rib's name rests on
     named = naming.name_from_anchors(sacrum_below=bool(sacral), lowest_rib_index=rib_index,
-                                     ribs_may_be_unseen=any(k in unseen for k in bodies[:rib_index or 0]))
+                                     ribs_may_be_unseen=bool(naming.rib_view_cut(hu.shape, sp, below_rib, track)))
     open_ended = _open_ended(slices, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
     # the full-resolution steps read at most end_noise_margin_mm (noise beside the column) or REACH_MM (the
