@@ -36,29 +36,20 @@ NOISE_HU = (20.0, 45.0)
 SEED = 3
 
 
-def _resampled(img: sitk.Image, spacing_xyz, interpolator, default: float, pixel) -> np.ndarray:
-    size = [int(round(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing_xyz)]
-    grid = sitk.Image(size, pixel)
-    grid.SetSpacing(spacing_xyz)
-    grid.SetOrigin(img.GetOrigin())
-    grid.SetDirection(img.GetDirection())
-    return sitk.GetArrayFromImage(sitk.Resample(img, grid, sitk.Transform(), interpolator, default))
-
-
 def _case(args) -> str:
     from pvp_plan.io import ct_from_array, load_ct
     from pvp_plan.levels import Level
     from pvp_plan.rules.session import MIN_LEVEL_CONFIDENCE
     from pvp_plan.segment import segment_vertebral_bodies
-    from tests.needle.real_cases import labels
+    from tests.needle.real_cases import labels, resampled
 
     case, spacing_xyz, noise_hu, crop = args
     ct = load_ct(ROOT / case / "ct.nii.gz")
     ref_img = sitk.GetImageFromArray(labels(ROOT / case / "reference" / REFERENCE[case]).astype(np.uint8))
     ref_img.CopyInformation(ct.to_sitk())
     if spacing_xyz:
-        hu = _resampled(ct.to_sitk(), spacing_xyz, sitk.sitkLinear, -1024, sitk.sitkInt16).astype(np.float32)
-        ref = _resampled(ref_img, spacing_xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        hu = resampled(ct.to_sitk(), spacing_xyz, sitk.sitkLinear, -1024, sitk.sitkInt16).astype(np.float32)
+        ref = resampled(ref_img, spacing_xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         spacing = tuple(float(v) for v in spacing_xyz[::-1])
     else:
         hu, ref, spacing = ct.hu.astype(np.float32), sitk.GetArrayFromImage(ref_img), ct.spacing_mm

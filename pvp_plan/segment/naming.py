@@ -142,6 +142,31 @@ def rib_view_cut(shape, spacing_mm, slices: dict[int, np.ndarray], track: CanalT
     return out
 
 
+#: Rib-free bodies (rib search in view) between two rib-bearing ones that make the lower "rib" doubtful: ribs run
+#: unbroken from T1 down, so a rib below two or more lumbar-type bodies is another bone (or the ribs between were
+#: missed). One body is let pass: a small rib the search misses between two found.
+MIN_RIB_FREE_GAP = 2
+
+
+def lowest_rib_index(bodies: list[int], ribs: set[int], unseen: set[int]) -> tuple[int | None, int | None]:
+    """Index (from the lowest body, 0) of the body to name T12, and of a lower rib-bearing body passed over.
+
+    ``bodies`` are segment labels from the lowest up, ``ribs`` those with a rib found
+    (:func:`rib_bearing_segments`), ``unseen`` those beside which the field of view cuts the rib search
+    (:func:`rib_view_cut`: finding no rib there says nothing). A rib-bearing body with at least
+    ``MIN_RIB_FREE_GAP`` seen rib-free bodies between it and the next rib-bearing body above is passed over
+    (the ilium joined to L5's transverse process passed the rib test on a noisy 2 mm abdomen, with four
+    rib-free bodies above it); the lowest such body passed over is returned second, else None.
+    """
+    found = [i for i, k in enumerate(bodies) if k in ribs]
+    passed_over = None
+    for lower, upper in zip(found, found[1:]):
+        if sum(bodies[i] not in unseen for i in range(lower + 1, upper)) < MIN_RIB_FREE_GAP:
+            return lower, passed_over
+        passed_over = lower if passed_over is None else passed_over
+    return (found[-1] if found else None), passed_over
+
+
 @dataclass(frozen=True)
 class Naming:
     """Name of the lowest body, how sure the tool is, and what it must tell the user."""
@@ -151,14 +176,28 @@ class Naming:
     warnings: tuple[str, ...] = ()
 
 
-def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None, ribs_may_be_unseen: bool = False) -> Naming:
+def name_from_anchors(*, sacrum_below: bool, lowest_rib_index: int | None, ribs_may_be_unseen: bool = False,
+                      passed_over_rib_index: int | None = None) -> Naming:
     """Decide the lowest body's name from the sacrum and the lowest rib-bearing body.
 
     ``lowest_rib_index`` counts bodies from the lowest (0); a rib-bearing body is only used as T12
     when a body without ribs lies below it (otherwise T12 may be out of view). ``ribs_may_be_unseen``: the field of
     view cuts the rib search beside a body below the lowest rib found (:func:`rib_view_cut`); without the sacrum the
-    names counted from that rib are then uncertain (transitional confidence).
+    names counted from that rib are then uncertain (transitional confidence). ``passed_over_rib_index``: a lower body
+    with a rib found, passed over by :func:`lowest_rib_index`; the names are then uncertain too, with or without
+    the sacrum (one of the two is not what it seems).
     """
+    named = _name_from_anchors(sacrum_below, lowest_rib_index, ribs_may_be_unseen)
+    if passed_over_rib_index is None:
+        return named
+    return Naming(named.lowest, min(named.confidence, CONFIDENCE_TRANSITIONAL), named.warnings + (
+        f"{NAMING_SOURCE}: a rib was found beside body {passed_over_rib_index + 1} from the bottom, below rib-free "
+        "bodies; ribs run unbroken from T1 to T12, so it was not counted as T12 (it may be the ilium or a long "
+        "transverse process, or ribs above it were missed): the level names are uncertain; confirm a level with "
+        "--anchor",))
+
+
+def _name_from_anchors(sacrum_below: bool, lowest_rib_index: int | None, ribs_may_be_unseen: bool) -> Naming:
     rib = lowest_rib_index if lowest_rib_index is not None and lowest_rib_index > 0 else None
     if rib is not None and rib > 5 and not sacrum_below:
         return Naming(Level.L5, CONFIDENCE_UNANCHORED, (

@@ -127,10 +127,11 @@ def segment_vertebral_bodies(
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
     ribs = naming.rib_bearing_segments(hu, sp, slices, track, exclude=set(sacral))
-    rib_index = next((i for i, k in enumerate(bodies) if k in ribs), None)
-    below_rib = {k: slices[k] for k in bodies[:rib_index or 0]}  # the bodies the lowest rib's name rests on
+    unseen = naming.rib_view_cut(hu.shape, sp, {k: slices[k] for k in bodies}, track)
+    rib_index, passed_over = naming.lowest_rib_index(bodies, ribs, unseen)
     named = naming.name_from_anchors(sacrum_below=bool(sacral), lowest_rib_index=rib_index,
-                                     ribs_may_be_unseen=bool(naming.rib_view_cut(hu.shape, sp, below_rib, track)))
+                                     ribs_may_be_unseen=bool(unseen & set(bodies[:rib_index or 0])),
+                                     passed_over_rib_index=passed_over)
     open_ended = _open_ended(slices, bodies, n_planes=len(planes), z_range=track.z_range)
     report("full-resolution boundary", 0.8)
     # the full-resolution steps read at most end_noise_margin_mm (noise beside the column) or REACH_MM (the

@@ -23,6 +23,16 @@ def labels(path) -> np.ndarray:
     return volume_from_image(sitk.ReadImage(str(path)), source_path=str(path), source_format="nifti").hu
 
 
+def resampled(img: sitk.Image, spacing_xyz, interpolator, default: float, pixel) -> np.ndarray:
+    """``img`` resampled onto a grid of ``spacing_xyz`` (mm, x y z) over the same extent, as a (z, y, x) array."""
+    size = [int(round(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing_xyz)]
+    grid = sitk.Image(size, pixel)
+    grid.SetSpacing(spacing_xyz)
+    grid.SetOrigin(img.GetOrigin())
+    grid.SetDirection(img.GetDirection())
+    return sitk.GetArrayFromImage(sitk.Resample(img, grid, sitk.Transform(), interpolator, default))
+
+
 def abdomen():
     """The 3 mm abdomen: CT, TotalSegmentator's per-level bodies, its whole-vertebra map (``total`` numbering)."""
     from pvp_plan.io.load import load_ct
