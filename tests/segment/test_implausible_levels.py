@@ -9,19 +9,29 @@ from pvp_plan.io import ct_from_array
 from pvp_plan.levels import Level
 from pvp_plan.plan.session import not_plannable_reason
 from pvp_plan.segment import Segmentation, segment_vertebral_bodies
-from pvp_plan.segment.implausible_levels import CONFIDENCE_MERGED, TALL_RATIO, body_heights_mm, gaps, too_tall
+from pvp_plan.segment.implausible_levels import (
+    CONFIDENCE_MERGED,
+    SPLIT_RATIO,
+    TALL_RATIO,
+    body_heights_mm,
+    gaps,
+    too_close,
+    too_tall,
+)
 
 
-def _stack(heights_mm: list[float], spacing_mm=(2.0, 1.0, 1.0)) -> Segmentation:
-    """Boxes 30 x 30 mm in-plane, ``heights_mm`` tall, 6 mm apart, named upward from L5."""
+def _stack(heights_mm: list[float], spacing_mm=(2.0, 1.0, 1.0), gaps_mm: list[float] | None = None) -> Segmentation:
+    """Boxes 30 x 30 mm in-plane, ``heights_mm`` tall, 6 mm apart (or ``gaps_mm`` above each), named upward from
+    L5."""
     sz = spacing_mm[0]
-    nz = int(sum(h + 6.0 for h in heights_mm) / sz) + 6
+    gaps_mm = gaps_mm or [6.0] * len(heights_mm)
+    nz = int(sum(h + g for h, g in zip(heights_mm, gaps_mm)) / sz) + 6
     labels = np.zeros((nz, 40, 40), np.uint8)
     z = 3
-    for k, h in enumerate(heights_mm):  # caudal to cranial: L5 (24), L4 (23), ...
+    for k, (h, g) in enumerate(zip(heights_mm, gaps_mm)):  # caudal to cranial: L5 (24), L4 (23), ...
         n = int(round(h / sz))
         labels[z:z + n, 5:35, 5:35] = 24 - k
-        z += n + int(6.0 / sz)
+        z += n + int(g / sz)
     ct = ct_from_array(np.zeros(labels.shape, np.int16), spacing_mm=spacing_mm)
     return Segmentation.from_label_map(labels, ct, method="boxes")
 
@@ -159,3 +169,18 @@ def test_names_across_a_lost_level_are_not_planned():
     assert all(b.level_confidence <= CONFIDENCE_TRANSITIONAL for b in seg.bodies)
     assert all("level name uncertain" in not_plannable_reason(b) for b in seg.bodies)
     assert any("the centroids of L3 and L4" in w for w in seg.warnings)
+
+
+def test_one_level_cut_in_two_is_flagged():
+    """A disc found inside a body cuts it into two halves whose centroids lie about half the usual spacing apart: both
+    halves are not planned and no name is trusted; a vertebra plana brings its neighbours only ~0.75 times closer."""
+    from pvp_plan.segment.implausible_levels import checked
+
+    seg = _stack([28.0, 13.0, 13.0, 26.0, 25.0], gaps_mm=[6.0, 0.0, 6.0, 6.0, 6.0])  # L4 and L3 are one level
+    ((upper, lower, distance, median),) = too_close(seg.bodies)
+    assert (upper, lower) == ("L3", "L4") and distance < SPLIT_RATIO * median
+    bodies, warnings = checked(seg.labels, seg.spacing_mm, seg.bodies)
+    assert {b.level.value for b in bodies if b.segmentation_confidence == CONFIDENCE_MERGED} == {"L3", "L4"}
+    assert all(b.level_confidence <= 0.4 for b in bodies) and "cut in two" in warnings[0]
+    assert too_close(_stack([28.0, 27.0, 8.0, 26.0, 25.0]).bodies) == []
+    assert too_close(_stack([28.0, 27.0, 26.0, 25.0]).bodies) == []
