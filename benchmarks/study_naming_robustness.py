@@ -6,10 +6,13 @@ resampled to another voxel size (linear, x y z in mm), or cropped along z (fract
 bottom). Each body is compared with TotalSegmentator's labels resampled the same way (the abdomen's per-level
 bodies; the chest's T12 only). One line per case:
 
-* ``ok``: every body that overlaps a reference level carries its name;
-* ``wrong, uncertain``: a name is wrong, and the tool said so (every level confidence under the planning minimum,
-  nothing planned before ``--anchor``): a loud failure;
-* ``WRONG, CONFIDENT``: a name is wrong at a confidence the planner accepts: the failure that matters most.
+* ``ok``: every body that overlaps a reference level carries its name (and, on the abdomen, overlaps that level's
+  reference body at Dice >= ``POOR_DICE``: a body holding half of two levels may carry the right name);
+* ``wrong, uncertain``: a name or an outline is wrong, and the tool said so (that body is not plannable: its name
+  or its outline is under the planning minimum, :func:`pvp_plan.plan.session.not_plannable_reason`): a loud failure;
+* ``WRONG, CONFIDENT``: a wrong name or outline on a body the planner accepts: the failure that matters most.
+
+On the abdomen the line ends with the lowest Dice of a body against its reference level.
 
 Orientation is not varied here: flipping or permuting the axes of the NIfTI gives identical labels (the loader
 resamples nothing; it reorders to LPS).
@@ -34,12 +37,15 @@ RESAMPLED_XYZ_MM = (None, (1.0, 1.0, 1.0), (2.0, 2.0, 2.0), (1.25, 1.25, 2.5), (
 CROPS = ((0.1, 1.0), (0.2, 1.0), (0.0, 0.8), (0.3, 0.9))
 NOISE_HU = (20.0, 45.0)
 SEED = 3
+#: A body whose Dice against the reference level it overlaps most is under this holds the wrong bone (a level's half
+#: joined to the next, the sacrum), whatever its name.
+POOR_DICE = 0.7
 
 
 def _case(args) -> str:
     from pvp_plan.io import ct_from_array, load_ct
     from pvp_plan.levels import Level
-    from pvp_plan.rules.session import MIN_LEVEL_CONFIDENCE
+    from pvp_plan.plan.session import not_plannable_reason
     from pvp_plan.segment import segment_vertebral_bodies
     from tests.needle.real_cases import labels, resampled
 
@@ -67,25 +73,33 @@ def _case(args) -> str:
                                                      origin_lps_mm=tuple(origin)))
     except Exception as exc:  # a study: report any failure, whatever it is, and go on
         return f"{what}  ERROR {type(exc).__name__}: {exc}"
-    wrong = []
+    wrong, planned_wrong, dices = [], False, []
+    voxel_ml = float(np.prod(spacing)) / 1000.0
     for b in seg.bodies:
-        under = ref[seg.labels == b.label]
+        body = seg.labels == b.label
+        under = ref[body]
         under = under[under > 0]
+        problem = None
         if case == "abdomen_3mm" and under.size >= 50:
-            truth = Level.from_label(int(np.bincount(under).argmax())).value
-        elif case == "thorax_1p5mm" and under.size > 0.5 * b.voxel_count:
-            truth = "T12"
-        elif case == "thorax_1p5mm" and b.level is Level.T12:
-            truth = "not T12"
-        else:
-            continue
-        if truth != b.level.value:
-            wrong.append(f"{b.level.value} is {truth}")
-    confident = max(b.level_confidence for b in seg.bodies) >= MIN_LEVEL_CONFIDENCE.value
-    verdict = "ok" if not wrong else ("WRONG, CONFIDENT" if confident else "wrong, uncertain")
+            label = int(np.bincount(under).argmax())
+            truth = Level.from_label(label).value
+            dices.append(2.0 * float((body & (ref == label)).sum()) / (b.voxel_count + float((ref == label).sum())))
+            if truth != b.level.value:
+                problem = f"{b.level.value} is {truth}"
+            elif dices[-1] < POOR_DICE:
+                problem = f"{b.level.value} Dice {dices[-1]:.2f}"
+        elif case == "thorax_1p5mm" and under.size > 0.5 * b.voxel_count and b.level is not Level.T12:
+            problem = f"{b.level.value} is T12"
+        elif case == "thorax_1p5mm" and under.size <= 0.5 * b.voxel_count and b.level is Level.T12:
+            problem = "T12 is not T12"
+        if problem:
+            wrong.append(problem)
+            planned_wrong |= not_plannable_reason(b, voxel_volume_ml=voxel_ml) is None
+    verdict = "ok" if not wrong else ("WRONG, CONFIDENT" if planned_wrong else "wrong, uncertain")
     names = f"{seg.bodies[0].level.value}-{seg.bodies[-1].level.value}"  # cranial to caudal
+    dice = f"Dice >= {min(dices):.2f} " if dices else ""
     return (f"{what}  {verdict:16s} {names:8s} confidence {max(b.level_confidence for b in seg.bodies):.2f} "
-            f"{'; '.join(wrong)}  ({time.perf_counter() - t0:.1f} s)")
+            f"{dice}{'; '.join(wrong)}  ({time.perf_counter() - t0:.1f} s)")
 
 
 def main() -> int:

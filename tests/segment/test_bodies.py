@@ -344,39 +344,47 @@ def test_abdomen_l5_follows_the_lumbosacral_disc(abdomen, abdomen_bodies_ref, ab
     assert (abdomen_whole_ref[body] == TOTALSEGMENTATOR_TOTAL_LABELS[Level.L5]).mean() >= 0.90
 
 
-def test_abdomen_resampled_to_1p5mm_keeps_its_names(abdomen):
-    """A finer grid changes the working grid's sections: the sacrum must still be recognised by its alae,
-    and the ilium beside it must not pass for a rib."""
-    ct, seg = abdomen
-    spacing = (1.5, 1.5, 2.0)  # x, y, z
-    fine = resampled(ct.to_sitk(), spacing, sitk.sitkLinear, -1024, sitk.sitkInt16)
-    fine_seg = segment_vertebral_bodies(ct_from_array(fine.astype(np.int16), spacing_mm=spacing[::-1],
-                                                      origin_lps_mm=ct.origin_lps_mm))
-    assert [b.level.value for b in fine_seg.bodies] == [b.level.value for b in seg.bodies]
-    assert all(b.level_confidence == naming.CONFIDENCE_SACRUM_AND_RIBS for b in fine_seg.bodies)
+def _perturbed_abdomen(ct, ref_bodies, spacing_xyz, noise_hu: float):
+    """The abdomen and its reference bodies resampled to ``spacing_xyz`` (mm, x y z), with white noise (HU, seed 3)
+    added to the CT, and its segmentation."""
+    hu = resampled(ct.to_sitk(), spacing_xyz, sitk.sitkLinear, -1024, sitk.sitkInt16).astype(np.float64)
+    hu = np.round(hu + np.random.default_rng(3).normal(0.0, noise_hu, hu.shape)) if noise_hu else hu
+    ref_img = sitk.GetImageFromArray(ref_bodies.astype(np.uint8))
+    ref_img.CopyInformation(ct.to_sitk())
+    ref = resampled(ref_img, spacing_xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    moved = ct_from_array(hu.astype(np.int16), spacing_mm=spacing_xyz[::-1], origin_lps_mm=ct.origin_lps_mm)
+    return moved, ref, segment_vertebral_bodies(moved)
 
 
-def test_abdomen_at_2mm_with_noise_is_not_named_wrong_with_confidence(abdomen, abdomen_bodies_ref):
-    """The abdomen resampled to 2 mm isotropic with 20 HU of noise: the sacrum is not recognised and the ilium,
-    joined to L5's transverse process, passes the rib test; ribs were also found on T12, four rib-free bodies above.
-    Counted from that "rib", L5 was named T12 at confidence 0.7 (session 13). Ribs run unbroken, so the lower one is
-    passed over and the names are uncertain: each body carries its reference name or a confidence under the
-    planning minimum."""
-    from pvp_plan.rules.session import MIN_LEVEL_CONFIDENCE
+@pytest.mark.parametrize(("spacing_xyz", "noise_hu"), [((1.5, 1.5, 2.0), 0.0), ((2.0, 2.0, 2.0), 20.0)])
+def test_abdomen_on_other_grids_is_right_or_not_planned(abdomen, abdomen_bodies_ref, spacing_xyz, noise_hu):
+    """The abdomen resampled (and noisier): every body that overlaps a reference level carries its name and
+    overlaps it at Dice >= 0.7, or is not plannable (:func:`not_plannable_reason`: its name or outline is flagged).
+
+    * 1.5 x 1.5 x 2 mm: the sacrum is still recognised by its alae and the ilium does not pass for a rib, so the
+      names are right; but the L4/L5 disc is found inside L5: an L4 holding L5's upper half (50 mm tall, Dice 0.67)
+      over L5's lower half joined to S1 (47 mm, Dice 0.26). Each being the other's tallest neighbour, the too-tall
+      check passed both, at confidence 0.95 (and this test asserted 0.95, session 13); the tallest of three
+      neighbours is now left out of the yardstick: L4 is flagged, every name capped at 0.4.
+    * 2 mm isotropic with 20 HU of noise: the sacrum is not recognised and the ilium, joined to L5's transverse
+      process, passes the rib test; ribs were also found on T12, four rib-free bodies above. Counted from that
+      "rib", L5 was named T12 at confidence 0.7 (session 13). Ribs run unbroken, so the lower one is passed over and
+      the names are uncertain."""
+    from pvp_plan.plan.session import not_plannable_reason
 
     ct, _ = abdomen
-    spacing = (2.0, 2.0, 2.0)  # x, y, z
-    hu = resampled(ct.to_sitk(), spacing, sitk.sitkLinear, -1024, sitk.sitkInt16)
-    hu = np.round(hu + np.random.default_rng(3).normal(0.0, 20.0, hu.shape)).astype(np.int16)
-    ref_img = sitk.GetImageFromArray(abdomen_bodies_ref.astype(np.uint8))
-    ref_img.CopyInformation(ct.to_sitk())
-    ref = resampled(ref_img, spacing, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    seg = segment_vertebral_bodies(ct_from_array(hu, spacing_mm=spacing[::-1], origin_lps_mm=ct.origin_lps_mm))
+    moved, ref, seg = _perturbed_abdomen(ct, abdomen_bodies_ref, spacing_xyz, noise_hu)
     for b in seg.bodies:
-        under = ref[(seg.labels == b.label) & (ref > 0)]
-        if under.size >= 50:
-            truth = Level.from_label(int(np.bincount(under).argmax()))
-            assert b.level is truth or b.level_confidence < MIN_LEVEL_CONFIDENCE.value, (b.level, truth)
+        body = seg.labels == b.label
+        under = ref[body & (ref > 0)]
+        if under.size < 50:
+            continue
+        truth = Level.from_label(int(np.bincount(under).argmax()))
+        score = dice(body, ref == truth.label)
+        if b.level is not truth or score < 0.7:
+            assert not_plannable_reason(b, voxel_volume_ml=moved.voxel_volume_ml), (b.level, truth, score)
+    if noise_hu == 0.0:
+        assert [b.level.value for b in seg.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.849 (>= 0.85 wanted; 2026-11-21, session "

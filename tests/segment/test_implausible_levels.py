@@ -47,7 +47,7 @@ def test_a_body_twice_its_neighbours_height_is_flagged_and_only_it():
     flagged = too_tall(seg.labels, seg.spacing_mm, seg.bodies)
     assert list(flagged) == [23]
     height, neighbour, neighbour_height = flagged[23]
-    assert neighbour == "L5" and height > TALL_RATIO * neighbour_height
+    assert neighbour == "L3" and height > TALL_RATIO * neighbour_height  # of L5, L3, L2: the tallest left out
 
 
 def test_a_normal_body_beside_a_vertebra_plana_is_not_flagged():
@@ -184,3 +184,12 @@ def test_one_level_cut_in_two_is_flagged():
     assert all(b.level_confidence <= 0.4 for b in bodies) and "cut in two" in warnings[0]
     assert too_close(_stack([28.0, 27.0, 8.0, 26.0, 25.0]).bodies) == []
     assert too_close(_stack([28.0, 27.0, 26.0, 25.0]).bodies) == []
+
+
+def test_two_tall_bodies_side_by_side_do_not_vouch_for_each_other():
+    """An L4 holding the upper half of L5 above an L5 holding its lower half and S1 (both ~1.6 times their
+    neighbours): compared with the tallest neighbour, each would have the other; with the tallest of three or more
+    neighbours left out, L4 is flagged (which caps every name)."""
+    seg = _stack([47.0, 50.0, 29.0, 30.0, 28.0])
+    assert 23 in too_tall(seg.labels, seg.spacing_mm, seg.bodies)
+    assert too_tall(*(lambda s: (s.labels, s.spacing_mm, s.bodies))(_stack([28.0, 29.0, 30.0, 29.0, 28.0]))) == {}
