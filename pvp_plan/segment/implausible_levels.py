@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from scipy.stats import theilslopes
 
 from pvp_plan.label_boxes import label_boxes
 from pvp_plan.levels import Level
@@ -70,16 +71,27 @@ def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]
     return out
 
 
+#: Whole bodies (the judged one left out) needed to read the column's height trend.
+MIN_BODIES_FOR_TREND = 5
+#: How the too-tall check names the column's trend as a yardstick (in its warning).
+TREND = "the column's trend"
+
+
 def too_tall(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...],
              halves: frozenset[str] = frozenset()) -> dict[int, tuple[float, str, float]]:
-    """Bodies over ``TALL_RATIO`` times as tall as the tallest whole body within two levels of them (so a body
-    whose only neighbour is a vertebra plana compares with the next one), the tallest of three or more left out (so
-    two bodies that are both too tall do not vouch for each other: the 3 mm abdomen resampled to 1.5 x 1.5 x 2 mm
-    gave an L4 holding the upper half of L5, 50 mm, above L5's lower half joined to S1, 47 mm, both named at 0.95).
+    """Bodies over ``TALL_RATIO`` times as tall as either yardstick:
 
-    Returns ``{label: (height mm, neighbour's level name, neighbour's height mm)}``. A body cut by the field of
-    view is judged (it can only be shorter than whole: over the ratio it holds more than one level) but never
-    compared with (its extent is partial); nor are the ``halves`` of a level cut in two (level names,
+    * the tallest whole body within two levels of them (so a body whose only neighbour is a vertebra plana compares
+      with the next one), the tallest of three or more left out (so two bodies that are both too tall do not vouch
+      for each other: the 3 mm abdomen resampled to 1.5 x 1.5 x 2 mm gave an L4 holding the upper half of L5,
+      50 mm, above L5's lower half joined to S1, 47 mm, both named at 0.95);
+    * the column's trend: with at least ``MIN_BODIES_FOR_TREND`` other whole bodies, a robust (Theil-Sen) line of
+      their heights against their level, read at the body's level (heights grow steadily from T1 to L5: on the
+      shared chest CT, whose thoracic bodies are 21-26 mm, a 36 mm T4 next to a 30 mm T5 passed the first).
+
+    Returns ``{label: (height mm, yardstick: a neighbour's level name or TREND, its height mm)}``. A body cut by the
+    field of view is judged (it can only be shorter than whole: over the ratio it holds more than one level) but
+    never compared with (its extent is partial); nor are the ``halves`` of a level cut in two (level names,
     :func:`too_close`).
     """
     heights = body_heights_mm(labels, spacing_mm, bodies)
@@ -88,11 +100,18 @@ def too_tall(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...],
     for b in (b for b in bodies if b.label in heights):
         neighbours = sorted((n for n in whole if n is not b and abs(n.label - b.label) <= 2),
                             key=lambda n: heights[n.label])
-        if not neighbours:
-            continue
-        ref = neighbours[-2] if len(neighbours) >= 3 else neighbours[-1]
-        if heights[b.label] > TALL_RATIO * heights[ref.label]:
-            out[b.label] = (heights[b.label], ref.level.value, heights[ref.label])
+        yardsticks = []
+        if neighbours:
+            ref = neighbours[-2] if len(neighbours) >= 3 else neighbours[-1]
+            yardsticks.append((heights[ref.label], ref.level.value))
+        others = [n for n in whole if n is not b]
+        if len(others) >= MIN_BODIES_FOR_TREND:
+            slope, intercept, *_ = theilslopes([heights[n.label] for n in others], [n.label for n in others])
+            yardsticks.append((float(intercept + slope * b.label), TREND))
+        if yardsticks:
+            ref_h, ref_name = min(yardsticks)
+            if heights[b.label] > TALL_RATIO * ref_h:
+                out[b.label] = (heights[b.label], ref_name, ref_h)
     return out
 
 

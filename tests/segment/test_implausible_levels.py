@@ -193,3 +193,18 @@ def test_two_tall_bodies_side_by_side_do_not_vouch_for_each_other():
     seg = _stack([47.0, 50.0, 29.0, 30.0, 28.0])
     assert 23 in too_tall(seg.labels, seg.spacing_mm, seg.bodies)
     assert too_tall(*(lambda s: (s.labels, s.spacing_mm, s.bodies))(_stack([28.0, 29.0, 30.0, 29.0, 28.0]))) == {}
+
+
+def test_a_body_far_above_the_column_trend_is_flagged():
+    """Heights grow steadily down the column: a top body of 36 mm over bodies of 21-30 mm passes the neighbour
+    yardstick (its only whole neighbours, 30 and 21 mm) but not the column's trend (about 20 mm at its level); as on
+    the shared chest CT, whose T4 reads 36 mm among 21-26 mm thoracic bodies."""
+    from pvp_plan.segment.implausible_levels import TREND
+
+    seg = _stack([26.0, 25.0, 24.0, 23.0, 22.0, 21.0, 30.0, 36.0])  # L5 ... T11, T10
+    flagged = too_tall(seg.labels, seg.spacing_mm, seg.bodies)
+    assert list(flagged) == [17]
+    height, yardstick, expected = flagged[17]
+    assert yardstick == TREND and height > TALL_RATIO * expected
+    assert too_tall(*(lambda s: (s.labels, s.spacing_mm, s.bodies))(_stack([26.0, 25.0, 24.0, 23.0, 22.0, 21.0,
+                                                                             22.0, 20.0]))) == {}
