@@ -14,8 +14,9 @@ Pipeline (each step in its own module):
    slices to its endplates (a partial-volume fit along z); lesions open through the cortex are added back;
    :mod:`~pvp_plan.segment.posterior_sections` redraws the posterior corners of each whole section to the
    level's median section (pedicle stubs and root notches); the labels are written in VerSe numbering.
-7. :mod:`~pvp_plan.segment.implausible_levels` — a body too tall to be one level (not planned) or two bodies too
-   far apart to be neighbours (a level lost) is reported: the names may be one level off.
+7. :mod:`~pvp_plan.segment.implausible_levels` — a body too tall to be one level, two bodies too close to be two
+   levels (not planned), or two bodies too far apart to be neighbours (a level lost) is reported: the names may be
+   one level off.
 """
 
 from __future__ import annotations
