@@ -34,12 +34,17 @@ from pvp_plan.segment.types import BodyInfo
 
 #: A body more than this many times as tall as its yardstick (:func:`too_tall`) holds more than one level.
 #: Neighbouring lumbar bodies differ by about 10 %; the largest ratio on correct segmentations of the phantoms (1-3 mm,
-#: seeds 0-2) was 1.04 and of the shared abdomen 1.15 (session 14; 1.20 against the tallest neighbour, session 13);
+#: seeds 0-2) was 1.05 and of the shared abdomen 1.22 (its L5 against the column's trend; 1.15 against its neighbours;
+#: session 14);
 #: two merged levels read about 2, and an L5 whose lower half was joined to the top of S1 (its disc found inside L5)
 #: read 1.54 (the 3 mm abdomen resampled to 0.8 x 0.8 x 1 mm with 30 HU of noise: the sacrum below and a T12/L1
 #: merge above made the count agree, names one level off at confidence 0.95). The shared chest CT's T5 reads 1.32,
 #: beside a T4 of 36 mm (thoracic bodies there are 21-26 mm: its upper thoracic disc planes sit a few slices off).
 TALL_RATIO = 1.4
+#: Whole bodies (the judged one left out) needed to read the column's height trend.
+MIN_BODIES_FOR_TREND = 5
+#: How the too-tall check names the column's trend as a yardstick (in its warning).
+TREND = "the column's trend"
 #: Consecutive bodies whose centroids lie more than this many times the median spacing apart have a level between.
 GAP_RATIO = 1.6
 #: Consecutive whole bodies whose centroids lie less than this many times their neighbours' spacing apart are one
@@ -69,12 +74,6 @@ def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]
         lo, hi = np.percentile((idx * sp) @ axis_zyx, [1, 99])
         out[b.label] = float(hi - lo) + float(np.abs(axis_zyx) @ sp)  # plus one voxel's depth along the axis
     return out
-
-
-#: Whole bodies (the judged one left out) needed to read the column's height trend.
-MIN_BODIES_FOR_TREND = 5
-#: How the too-tall check names the column's trend as a yardstick (in its warning).
-TREND = "the column's trend"
 
 
 def too_tall(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...],
