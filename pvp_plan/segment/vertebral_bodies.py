@@ -17,6 +17,8 @@ Pipeline (each step in its own module):
 7. :mod:`~pvp_plan.segment.implausible_levels` — a body too tall to be one level, two bodies too close to be two
    levels (not planned), or two bodies too far apart to be neighbours (a level lost) is reported: the names may be
    one level off.
+8. :mod:`~pvp_plan.segment.image_noise` — a noisier image than the segmentation was checked at (a low-dose CT) is
+   reported.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pvp_plan.segment import body_mask, end_slices, implausible_levels, naming
 from pvp_plan.segment.canal import core_region, track_canal
 from pvp_plan.segment.column_options import ColumnOptions
 from pvp_plan.segment.discs import disc_planes, find_disc_slices
+from pvp_plan.segment.image_noise import image_noise, noise_warnings
 from pvp_plan.segment.posterior_sections import REACH_MM, redraw_posterior_sections
 from pvp_plan.segment.types import Segmentation
 from pvp_plan.segment.working_grid import in_plane_box_on_ct_grid, make_working_grid, to_full_grid
@@ -152,6 +155,7 @@ def segment_vertebral_bodies(
     full = body_mask.fill_cortical_defects(full, hu_box, ct.spacing_mm, opts)
     full = redraw_posterior_sections(full, hu_box, ct.spacing_mm, opts)
     result = _named(full, ct_box, ct, bodies, open_ended, named)
+    result = replace(result, warnings=result.warnings + noise_warnings(image_noise(ct.hu, ct.spacing_mm)))
     if anchor:
         result = naming.relabel(result, ct, anchor=anchor)
     report("done", 1.0)
