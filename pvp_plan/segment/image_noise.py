@@ -1,11 +1,12 @@
 """Image noise, and whether it exceeds what the segmentation was checked at (a low-dose CT).
 
 The noise is read where the image should be flat: in-plane windows of about 6 x 6 mm lying wholly in soft tissue
-(-50 to 150 HU: muscle, organs, blood), on at most ``MAX_SLICES`` slices evenly spread along the scan. The median of the windows' standard deviations
-(sample, ``ddof=1``) is the noise per voxel (HU); anatomy inside the windows adds to it, so it is an upper bound of
-the scanner's noise on a quiet image. Scaled to a 3 mm cube as white noise would be (times the square root of the
-voxel volume over 27 mm^3), it compares scans of different voxel sizes: a 1.5 mm voxel with 40 HU of noise is as
-noisy per cubic millimetre as a 3 mm voxel with 14 HU.
+(-50 to 150 HU: muscle, organs, blood), on at most ``MAX_SLICES`` slices evenly spread along the scan. The median of
+the windows' standard deviations (sample, ``ddof=1``) is the noise per voxel (HU); anatomy inside the windows adds to
+it, so it is an upper bound of the scanner's noise on a quiet image. Scaled to a 3 mm cube as white noise would be
+(times the square root of the voxel volume over 27 mm^3), it compares scans of different voxel sizes: a 1.5 mm voxel
+with 40 HU of noise is as noisy per cubic millimetre as a 3 mm voxel with 14 HU. Noise correlated between voxels (a
+smooth reconstruction kernel, overlapping slices) averages down less than that, so the scaled figure is a guide.
 
 Frames: ``hu`` (z, y, x) on the CT grid, ``spacing_mm`` (z, y, x).
 """
@@ -25,7 +26,8 @@ MAX_SLICES = 24
 #: Noise (HU, 3 mm-equivalent) above which the level names and outlines are reported as less reliable. On the shared
 #: 3 mm abdominal CT (15 HU as read here) with white noise added (session 14): 25 HU (20 added) named right and
 #: outlined on every draw tried; 32 HU (30 added) on 3 of 6 draws; 41 HU (45 added) on none (every failure flagged).
-#: The contrast chest CT reads 10 HU (1.5 mm voxels, 29 HU per voxel) and 16 HU with 45 HU added, named alike.
+#: The contrast chest CT reads 10 HU (1.5 mm voxels, 29 HU per voxel) and 16 HU with 45 HU added, named alike. A first
+#: line from one real CT with white noise added: real low-dose noise is correlated and textured.
 CHECKED_NOISE_3MM_HU = 28.0
 NOISE_SOURCE = "pvp-plan measurement"
 
