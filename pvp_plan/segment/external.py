@@ -53,6 +53,7 @@ found (typically a sliver cut by the field of view) is left out, with a warning.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ from scipy import ndimage
 from pvp_plan.errors import LabelMapError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
+from pvp_plan.segment import implausible_levels
 from pvp_plan.segment.types import Segmentation
 
 logger = logging.getLogger(__name__)
@@ -146,7 +148,8 @@ def load_external_segmentation(
                                                name=path.name, warnings=warnings)
         what = "TotalSegmentator vertebrae_body"
     logger.info("external label map %s read as %s", path.name, convention)
-    return _to_segmentation(labels, ct, what, warnings, path)
+    counted = convention == "totalsegmentator-bodies" and vertebrae_path is None  # named upward from the anchor
+    return _to_segmentation(labels, ct, what, warnings, path, names_counted=counted)
 
 
 def detect_convention(labels: np.ndarray, *, spacing_mm: tuple[float, float, float], name: str = "label map") -> str:
@@ -445,11 +448,20 @@ def _separate_bodies(bodies: np.ndarray, *, voxel_volume_ml: float, min_body_ml:
     return np.where(bodies, core[iz, iy, ix], 0), len(big)
 
 
-def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list[str], path: Path) -> Segmentation:
-    """The Segmentation of an external map; its ``method`` names the convention, not the file (no identifiers)."""
+def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list[str], path: Path, *,
+                     names_counted: bool = False) -> Segmentation:
+    """The Segmentation of an external map; its ``method`` names the convention, not the file (no identifiers).
+
+    The level checks of pvp-plan's own segmentation run on it too (:func:`implausible_levels.checked`): another
+    tool's map may merge or miss levels as well. A body too tall or cut in two is not planned and a lost level is
+    reported; the names become uncertain only where they were counted from one anchor (``names_counted``), not where
+    the map names each level.
+    """
     if not labels.any():
         raise LabelMapError(f"{path}: {what}: no vertebral body left after reading the label map")
-    return Segmentation.from_label_map(labels, ct, method=f"external: {what}", warnings=tuple(warnings))
+    seg = Segmentation.from_label_map(labels, ct, method=f"external: {what}", warnings=tuple(warnings))
+    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, names_counted=names_counted)
+    return replace(seg, bodies=bodies, warnings=seg.warnings + checks)
 
 
 def _normalise_convention(convention: str | None) -> str | None:

@@ -146,35 +146,44 @@ def too_close(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float
     return out
 
 
-def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> tuple[tuple[BodyInfo, ...], tuple[str, ...]]:
+def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *,
+            names_counted: bool = True) -> tuple[tuple[BodyInfo, ...], tuple[str, ...]]:
     """``bodies`` after the three checks, and their warnings (each citing its source).
 
     A body too tall (:func:`too_tall`) and both halves of a level cut in two (:func:`too_close`) get segmentation
-    confidence ``CONFIDENCE_MERGED`` (not planned). Each of these and a level lost between two bodies (:func:`gaps`)
-    caps every body's level confidence at the transitional ``CONFIDENCE_TRANSITIONAL``: names counted across them are
-    one level off on one side, so nothing is planned before a level is named (``--anchor``).
+    confidence ``CONFIDENCE_MERGED`` (not planned). When the names were counted along the column
+    (``names_counted``: pvp-plan's own naming, or an imported map named from one anchor), each of these and a level
+    lost between two bodies (:func:`gaps`) caps every body's level confidence at the transitional
+    ``CONFIDENCE_TRANSITIONAL``: names counted across them are one level off on one side, so nothing is planned
+    before a level is named (``--anchor``). A map that names each level itself keeps its names.
     """
     split = too_close(bodies)
     halves = frozenset(name for upper, lower, *_ in split for name in (upper, lower))
     tall = too_tall(labels, spacing_mm, bodies, halves)
     lost = gaps(bodies)
-    warnings = tuple(
-        f"pvp-plan segmentation check: {Level.from_label(label).value} is {h / ref_h:.1f} times as tall along the "
-        f"spine as {ref} ({h:.0f} vs {ref_h:.0f} mm): it may hold more than one level (a disc not found), so it "
-        "is not planned and the names on one side of it may be one level off; nothing is planned until it is "
-        "checked (split it in napari) and a level is confirmed with --anchor"
-        for label, (h, ref, ref_h) in tall.items()) + tuple(
-        f"pvp-plan segmentation check: the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} "
-        f"times the median spacing of the other neighbouring bodies ({m:.0f} mm): a level between them may not have "
-        "been found, and the names on one side may be one level off; nothing is planned until a level is "
-        "confirmed with --anchor" for upper, lower, d, m in lost) + tuple(
-        f"pvp-plan segmentation check: the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} "
-        f"times the spacing of the neighbouring bodies ({m:.0f} mm): they may be one level cut in two (a disc found "
-        "inside a body), so neither is planned and the names on one side may be one level off; nothing is planned "
-        "until it is checked (merge them in napari) and a level is confirmed with --anchor"
-        for upper, lower, d, m in split)
+    findings = [
+        (f"{Level.from_label(label).value} is {h / ref_h:.1f} times as tall along the spine as {ref} ({h:.0f} vs "
+         f"{ref_h:.0f} mm): it may hold more than one level (a disc not found), so it is not planned",
+         " and the names on one side of it may be one level off; nothing is planned until it is checked (split it in "
+         "napari) and a level is confirmed with --anchor")
+        for label, (h, ref, ref_h) in tall.items()]
+    findings += [
+        (f"the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} times the median spacing of the "
+         f"other neighbouring bodies ({m:.0f} mm): a level between them may not have been found",
+         ", and the names on one side may be one level off; nothing is planned until a level is confirmed with "
+         "--anchor")
+        for upper, lower, d, m in lost]
+    findings += [
+        (f"the centroids of {upper} and {lower} lie {d:.0f} mm apart, {d / m:.1f} times the spacing of the "
+         f"neighbouring bodies ({m:.0f} mm): they may be one level cut in two (a disc found inside a body), so "
+         "neither is planned",
+         " and the names on one side may be one level off; nothing is planned until it is checked (merge them in "
+         "napari) and a level is confirmed with --anchor")
+        for upper, lower, d, m in split]
+    warnings = tuple(f"pvp-plan segmentation check: {finding}{tail if names_counted else ': check the label map'}"
+                     for finding, tail in findings)
     out = tuple(replace(b, segmentation_confidence=min(b.segmentation_confidence, CONFIDENCE_MERGED))
                 if b.label in tall or b.level.value in halves else b for b in bodies)
-    if lost or tall or split:
+    if names_counted and (lost or tall or split):
         out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL)) for b in out)
     return out, warnings

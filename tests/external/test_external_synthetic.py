@@ -168,3 +168,31 @@ def test_works_with_a_loaded_ct(tmp_path, maps):
     ct = load_ct(ct_path)
     seg = load_external_segmentation(_write(bodies, tmp_path / "bodies.nii.gz"), ct)
     assert np.array_equal(seg.labels, bodies)
+
+
+def test_an_imported_map_gets_the_level_checks(tmp_path):
+    """A body map holding two levels as one (another tool missed a disc): the imported body is reported too tall and
+    not planned, as on pvp-plan's own segmentation; the map names each level itself, so the other names stand."""
+    from pvp_plan.plan.session import not_plannable_reason
+    from pvp_plan.segment.implausible_levels import CONFIDENCE_MERGED
+
+    spacing = (2.0, 1.0, 1.0)
+    labels = np.zeros((100, 40, 40), np.uint8)
+    z = 3
+    for label, height_mm in ((24, 28.0), (23, 56.0), (22, 26.0), (21, 25.0)):  # L5, "L4" (two levels), L3, L2
+        n = int(height_mm / spacing[0])
+        labels[z:z + n, 5:35, 5:35] = label
+        z += n + 3
+    ct = ct_from_array(np.zeros(labels.shape, np.int16), spacing_mm=spacing, origin_lps_mm=ORIGIN, name="ct.nii.gz")
+    seg = load_external_segmentation(_write(labels, tmp_path / "bodies.nii.gz", spacing=spacing), ct,
+                                     convention="verse-bodies")
+    assert seg.body("L4").segmentation_confidence == CONFIDENCE_MERGED
+    (warning,) = [w for w in seg.warnings if w.startswith("pvp-plan segmentation check: L4 is ")]
+    assert warning.endswith("check the label map") and "--anchor" not in warning
+    assert [b.level.value for b in seg.bodies if not_plannable_reason(b)] == ["L4"]
+    # the same bodies as a TotalSegmentator vertebrae_body map named upward from an anchor: counted names
+    counted = load_external_segmentation(_write((labels > 0).astype(np.uint8), tmp_path / "vertebrae_body.nii.gz",
+                                                spacing=spacing), ct, anchor="L5")
+    assert counted.body("L4").segmentation_confidence == CONFIDENCE_MERGED
+    assert all(b.level_confidence <= 0.4 for b in counted.bodies)
+    assert any(w.startswith("pvp-plan segmentation check: L4 is ") and "--anchor" in w for w in counted.warnings)
