@@ -50,7 +50,7 @@ def _case(args) -> str:
     from pvp_plan.levels import Level
     from pvp_plan.plan.session import not_plannable_reason
     from pvp_plan.segment import segment_vertebral_bodies
-    from tests.needle.real_cases import labels, resampled
+    from tests.needle.real_cases import labels, reference_level, resampled
 
     case, spacing_xyz, noise_hu, crop, *kernel = args
     ct = load_ct(ROOT / case / "ct.nii.gz")
@@ -84,22 +84,22 @@ def _case(args) -> str:
     wrong, planned_wrong, dices = [], False, []
     voxel_ml = float(np.prod(spacing)) / 1000.0
     for b in seg.bodies:
-        body = seg.labels == b.label
-        under = ref[body]
-        under = under[under > 0]
         problem = None
-        if case == "abdomen_3mm" and under.size >= 50:
-            label = int(np.bincount(under).argmax())
-            truth = Level.from_label(label).value
-            dices.append(2.0 * float((body & (ref == label)).sum()) / (b.voxel_count + float((ref == label).sum())))
-            if truth != b.level.value:
-                problem = f"{b.level.value} is {truth}"
-            elif dices[-1] < POOR_DICE:
-                problem = f"{b.level.value} Dice {dices[-1]:.2f}"
-        elif case == "thorax_1p5mm" and under.size > 0.5 * b.voxel_count and b.level is not Level.T12:
-            problem = f"{b.level.value} is T12"
-        elif case == "thorax_1p5mm" and under.size <= 0.5 * b.voxel_count and b.level is Level.T12:
-            problem = "T12 is not T12"
+        if case == "abdomen_3mm":
+            judged = reference_level(seg, b.label, ref)
+            if judged is not None:
+                truth, score = judged
+                dices.append(score)
+                if truth is not b.level:
+                    problem = f"{b.level.value} is {truth.value}"
+                elif score < POOR_DICE:
+                    problem = f"{b.level.value} Dice {score:.2f}"
+        else:  # the chest: T12 is the only reference level
+            on_t12 = np.count_nonzero(ref[seg.labels == b.label]) > 0.5 * b.voxel_count
+            if on_t12 and b.level is not Level.T12:
+                problem = f"{b.level.value} is T12"
+            elif not on_t12 and b.level is Level.T12:
+                problem = "T12 is not T12"
         if problem:
             wrong.append(problem)
             planned_wrong |= not_plannable_reason(b, voxel_volume_ml=voxel_ml) is None

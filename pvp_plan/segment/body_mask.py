@@ -3,8 +3,8 @@
 Steps: bone-or-marrow above an adaptive threshold in the column region in front of the canal;
 contrast-filled vessels separated along the strongest edges between them (watershed of the gradient
 magnitude between body cores and vessel cores); holes filled slice by slice (lytic cavities, gas clefts
-and low-density marrow are part of the body); an opening detaches pedicle roots and osteophyte bridges; low-HU disc voxels
-removed near each disc plane; every voxel assigned to the level between its two disc planes;
+and low-density marrow are part of the body); an opening detaches pedicle roots and osteophyte bridges;
+low-HU disc voxels removed near each disc plane; every voxel assigned to the level between its two disc planes;
 finally the partial-volume halo is peeled at the mid-point between soft tissue and cortex.
 Arrays (z, y, x) on the working grid unless stated.
 """

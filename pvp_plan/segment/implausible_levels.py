@@ -32,14 +32,13 @@ from pvp_plan.levels import Level
 from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL
 from pvp_plan.segment.types import BodyInfo
 
-#: A body more than this many times as tall as its yardstick (:func:`too_tall`) holds more than one level.
-#: Neighbouring lumbar bodies differ by about 10 %; the largest ratio on correct segmentations of the phantoms (1-3 mm,
-#: seeds 0-2) was 1.05 and of the shared abdomen 1.22 (its L5 against the column's trend; 1.15 against its neighbours;
-#: session 14);
+#: A body more than this many times as tall as its yardstick (:func:`too_tall`) holds more than one level. Neighbouring
+#: lumbar bodies differ by about 10 %; the largest ratio on correct segmentations of the phantoms (1-3 mm, seeds 0-2)
+#: was 1.05 and of the shared abdomen 1.22 (its L5 against the column's trend; 1.15 against its neighbours; session 14);
 #: two merged levels read about 2, and an L5 whose lower half was joined to the top of S1 (its disc found inside L5)
-#: read 1.54 (the 3 mm abdomen resampled to 0.8 x 0.8 x 1 mm with 30 HU of noise: the sacrum below and a T12/L1
-#: merge above made the count agree, names one level off at confidence 0.95). The shared chest CT's T5 reads 1.32,
-#: beside a T4 of 36 mm (thoracic bodies there are 21-26 mm: its upper thoracic disc planes sit a few slices off).
+#: read 1.54 (the 3 mm abdomen resampled to 0.8 x 0.8 x 1 mm with 30 HU of noise: the sacrum below and a T12/L1 merge
+#: above made the count agree, names one level off at confidence 0.95). The shared chest CT's T5 reads 1.32, beside a T4
+#: of 36 mm (thoracic bodies there are 21-26 mm: its upper thoracic disc planes sit a few slices off).
 TALL_RATIO = 1.4
 #: Whole bodies (the judged one left out) needed to read the column's height trend.
 MIN_BODIES_FOR_TREND = 5
@@ -114,14 +113,19 @@ def too_tall(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...],
     return out
 
 
+def centroid_spacings_mm(bodies: tuple[BodyInfo, ...]) -> np.ndarray:
+    """Distances (mm) between the centroids of consecutive bodies (``len(bodies) - 1`` of them, cranial first)."""
+    c = np.array([b.centroid_lps_mm for b in bodies], float).reshape(-1, 3)
+    return np.linalg.norm(np.diff(c, axis=0), axis=1)
+
+
 def gaps(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float]]:
     """Consecutive bodies (cranial, caudal) whose centroids lie over ``GAP_RATIO`` times the median spacing of the
     other consecutive pairs apart: ``[(upper level, lower level, distance mm, that median mm)]``; none with fewer
     than three bodies."""
     if len(bodies) < 3:
         return []
-    c = np.array([b.centroid_lps_mm for b in bodies], float)
-    d = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    d = centroid_spacings_mm(bodies)
     out = []
     for i in range(len(d)):
         median = float(np.median(np.delete(d, i)))  # the others' spacing: a gap does not raise its own yardstick
@@ -134,15 +138,15 @@ def too_close(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float
     """Consecutive whole bodies (cranial, caudal) whose centroids lie under ``SPLIT_RATIO`` times the median of the
     other consecutive spacings within two pairs of them: ``[(upper level, lower level, distance mm, that median mm)]``.
     Pairs with a body cut by the field of view are not judged (a partial body's centroid is off its level's)."""
-    c = np.array([b.centroid_lps_mm for b in bodies], float).reshape(-1, 3)
-    d = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    d = centroid_spacings_mm(bodies)
     out = []
     for i in range(len(d)):
-        if bodies[i].cut_by_fov or bodies[i + 1].cut_by_fov:
-            continue
         others = [d[j] for j in range(max(0, i - 2), min(len(d), i + 3)) if j != i]
-        if others and d[i] < SPLIT_RATIO * float(np.median(others)):
-            out.append((bodies[i].level.value, bodies[i + 1].level.value, float(d[i]), float(np.median(others))))
+        if bodies[i].cut_by_fov or bodies[i + 1].cut_by_fov or not others:
+            continue
+        median = float(np.median(others))
+        if d[i] < SPLIT_RATIO * median:
+            out.append((bodies[i].level.value, bodies[i + 1].level.value, float(d[i]), median))
     return out
 
 

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from pvp_plan.needle import plan_level_needle_paths
 from pvp_plan.segment.types import Segmentation
-from tests.conftest import shared_path
+from tests.conftest import dice, shared_path
 
 
 def labels(path) -> np.ndarray:
@@ -31,6 +31,19 @@ def resampled(img: sitk.Image, spacing_xyz, interpolator, default: float, pixel)
     grid.SetOrigin(img.GetOrigin())
     grid.SetDirection(img.GetDirection())
     return sitk.GetArrayFromImage(sitk.Resample(img, grid, sitk.Transform(), interpolator, default))
+
+
+def reference_level(seg: Segmentation, label: int, ref: np.ndarray, min_voxels: int = 50):
+    """(the reference level that body ``label`` of ``seg`` overlaps most, its Dice against that level's mask), or
+    None when it overlaps ``ref`` (a VerSe label map on the same grid) in fewer than ``min_voxels`` voxels."""
+    from pvp_plan.levels import Level
+
+    body = seg.labels == label
+    under = ref[body & (ref > 0)]
+    if under.size < min_voxels:
+        return None
+    truth = int(np.bincount(under).argmax())
+    return Level.from_label(truth), dice(body, ref == truth)
 
 
 def abdomen():

@@ -18,7 +18,7 @@ from pvp_plan.io import ct_from_array, load_ct
 from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
 from pvp_plan.segment import Segmentation, naming, parse_anchor, relabel, segment_vertebral_bodies
 from tests.conftest import dice, shared_path
-from tests.needle.real_cases import labels, resampled
+from tests.needle.real_cases import labels, reference_level, resampled
 
 
 def reference_map(*parts: str) -> np.ndarray:
@@ -375,12 +375,10 @@ def test_abdomen_on_other_grids_is_right_or_not_planned(abdomen, abdomen_bodies_
     ct, _ = abdomen
     moved, ref, seg = _perturbed_abdomen(ct, abdomen_bodies_ref, spacing_xyz, noise_hu)
     for b in seg.bodies:
-        body = seg.labels == b.label
-        under = ref[body & (ref > 0)]
-        if under.size < 50:
+        judged = reference_level(seg, b.label, ref)
+        if judged is None:
             continue
-        truth = Level.from_label(int(np.bincount(under).argmax()))
-        score = dice(body, ref == truth.label)
+        truth, score = judged
         if b.level is not truth or score < 0.7:
             assert not_plannable_reason(b, voxel_volume_ml=moved.voxel_volume_ml), (b.level, truth, score)
     if noise_hu == 0.0:
