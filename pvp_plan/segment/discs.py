@@ -38,6 +38,9 @@ _EDGE_SHARE = 0.5
 _DISC_DENSE_SHARE_MAX = 0.5
 #: Score lost per mm a gap between chained discs differs from the spine's pitch.
 _IRREGULARITY_WEIGHT = 5.0
+#: A disc plane tilted coronally this much (degrees) more than its neighbours' mean is matched again from their
+#: tilt: at L5/S1 the canal, lost among the foramina, can start the search 20-30 degrees off.
+_CORONAL_JUMP_DEG = 15.0
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: Canal
     centre_x = ndimage.median_filter(track.center_yx[:, 1], size=size, mode="nearest")
     axis_pts = np.stack([np.arange(nz) * sp[0], (wall - body_offset_mm / sp[1]) * sp[1], centre_x * sp[2]], axis=1)
     half = max(2, int(round(axis_window_mm / sp[0])))
-    planes = []
+    planes, starts = [], []
     for i, zd in enumerate(disc_slices):
         window = axis_pts[max(0, zd - half): zd + half + 1]
         direction = np.linalg.svd(window - window.mean(axis=0), full_matrices=False)[2][0]
@@ -244,7 +247,25 @@ def disc_planes(disc_slices: list[int], hu: np.ndarray, spacing_mm, track: Canal
         shift = options.disc_shift_fraction * (min(gaps) if gaps else options.body_pitch_mm[0])
         planes.append(match_disc_plane(plane, hu, sp, track, sagittal_deg=options.disc_tilt_search_deg,
                                        max_shift_mm=shift))
+        starts.append((plane, shift))
+    for i, (plane, shift) in enumerate(starts):
+        beside = [coronal_tilt_deg(planes[j].normal) for j in (i - 1, i + 1) if 0 <= j < len(planes)]
+        if beside and abs(coronal_tilt_deg(planes[i].normal) - np.mean(beside)) > _CORONAL_JUMP_DEG:
+            planes[i] = match_disc_plane(DiscPlane(plane.point_mm, _with_coronal_tilt(plane.normal, np.mean(beside))),
+                                         hu, sp, track, sagittal_deg=options.disc_tilt_search_deg,
+                                         max_shift_mm=shift)
     return planes
+
+
+def coronal_tilt_deg(normal: np.ndarray) -> float:
+    """A plane's tilt (degrees) in the coronal (z-x) plane, from its unit normal (z, y, x)."""
+    return float(np.degrees(np.arctan2(normal[2], normal[0])))
+
+
+def _with_coronal_tilt(normal: np.ndarray, degrees: float) -> np.ndarray:
+    """``normal`` (z, y, x) with its coronal tilt set to ``degrees`` and its sagittal tilt kept."""
+    v = np.array([1.0, normal[1] / normal[0], np.tan(np.radians(degrees))])
+    return v / np.linalg.norm(v)
 
 
 def _slab_mean(cum_hu: np.ndarray, cum_n: np.ndarray, reach_mm: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

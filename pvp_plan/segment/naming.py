@@ -53,16 +53,25 @@ def connected_width_mm(hu: np.ndarray, spacing_mm, seg: np.ndarray, k: int, z_sl
 
 
 def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[int, np.ndarray],
-                    width_mm: float, attached: np.ndarray | None = None) -> list[int]:
+                    width_mm: float, attached: np.ndarray | None = None, lowest_cut: bool = False) -> list[int]:
     """The caudal run of segments whose connected bone is wider than ``width_mm`` (sacrum with its alae).
 
     ``slices`` maps each segment to its axial slices (:func:`pvp_plan.segment.body_mask.segment_slices`);
-    ``attached`` is what :func:`pvp_plan.segment.body_mask.column_mask` cut off the sections.
+    ``attached`` is what :func:`pvp_plan.segment.body_mask.column_mask` cut off the sections. With ``lowest_cut``
+    (the field of view ends inside the lowest segment) that segment may read narrower than it is: it is sacral
+    when the segment above it is (bone below the sacrum is sacrum). On the phantom at 2 mm slices a remnant S1/S2
+    disc left a 10 mm sliver of sacrum at the bottom of the image, 89.6 mm wide: the sacrum was missed and S1
+    counted as L5.
     """
+    order = sorted(slices)
     sacral = []
-    for k in sorted(slices):
+    for i, k in enumerate(order):
         if connected_width_mm(hu, spacing_mm, seg, k, slices[k], attached) < width_mm:
-            break
+            if not (i == 0 and lowest_cut):
+                break
+            if len(order) < 2 or connected_width_mm(hu, spacing_mm, seg, order[1], slices[order[1]],
+                                                    attached) < width_mm:
+                break
         sacral.append(k)
     return sacral
 

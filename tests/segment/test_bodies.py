@@ -356,16 +356,23 @@ def _perturbed_abdomen(ct, ref_bodies, spacing_xyz, noise_hu: float):
     return moved, ref, segment_vertebral_bodies(moved)
 
 
-def test_abdomen_at_2mm_isotropic_keeps_its_names_and_outlines(abdomen, abdomen_bodies_ref):
-    """Resampled to 2 mm isotropic, the abdomen is named T12-L5 as at 3 mm, every body plannable where whole and
-    overlapping its reference level at Dice >= 0.8. A fake disc inside L5 (its core read on the posterior wall)
-    outweighed the real L4/L5 disc 6 mm above it, and the too-short gap between them was mended by striking off
-    the weaker, the real one: L4 and L5 became one body, S1 counted as L5 and every level was named one too high
-    (session 14). The chain is now drawn again without each of the two, and the more regular one kept."""
+@pytest.mark.parametrize("spacing_xyz", [(2.0, 2.0, 2.0), (1.5, 1.5, 2.0)])
+def test_abdomen_on_2mm_slices_keeps_its_names_and_outlines(abdomen, abdomen_bodies_ref, spacing_xyz):
+    """Resampled to 2 mm slices, the abdomen is named T12-L5 as at 3 mm, every body plannable where whole and
+    overlapping its reference level at Dice >= 0.8. Both grids fail on session 14's code:
+
+    * 2 mm isotropic: a fake disc inside L5 (its core read on the posterior wall) outweighed the real L4/L5 disc
+      6 mm above it, and the too-short gap between them was mended by striking off the weaker, the real one: L4
+      and L5 became one body, S1 counted as L5 and every level was named one too high. The chain is now drawn
+      again without each of the two, and the better one kept.
+    * 1.5 x 1.5 x 2 mm: the same fake disc, and then the L5/S1 plane tilted 31 degrees coronally (its search
+      started from the canal's direction, lost among the foramina): L5 took a wedge of S1 (47 mm tall, Dice
+      0.75) and was flagged. A plane tilted coronally far more than its neighbours is now matched again from
+      their tilt."""
     from pvp_plan.plan.session import not_plannable_reason
 
     ct, _ = abdomen
-    moved, ref, seg = _perturbed_abdomen(ct, abdomen_bodies_ref, (2.0, 2.0, 2.0), 0.0)
+    moved, ref, seg = _perturbed_abdomen(ct, abdomen_bodies_ref, spacing_xyz, 0.0)
     assert [b.level.value for b in seg.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
     for b in seg.bodies:
         truth, score = reference_level(seg, b.label, ref)
@@ -373,18 +380,16 @@ def test_abdomen_at_2mm_isotropic_keeps_its_names_and_outlines(abdomen, abdomen_
         assert b.cut_by_fov or not_plannable_reason(b, voxel_volume_ml=moved.voxel_volume_ml) is None, b.level
 
 
-@pytest.mark.parametrize(("spacing_xyz", "noise_hu"), [((1.5, 1.5, 2.0), 0.0), ((2.0, 2.0, 2.0), 20.0)])
+@pytest.mark.parametrize(("spacing_xyz", "noise_hu"), [((1.5, 1.5, 2.0), 20.0), ((2.0, 2.0, 2.0), 20.0)])
 def test_abdomen_on_other_grids_is_right_or_not_planned(abdomen, abdomen_bodies_ref, spacing_xyz, noise_hu):
     """The abdomen resampled (and noisier): every body that overlaps a reference level carries its name and
     overlaps it at Dice >= 0.7, or is not plannable (:func:`not_plannable_reason`: its name or outline is flagged).
 
-    * 1.5 x 1.5 x 2 mm: the sacrum is still recognised by its alae and the ilium does not pass for a rib, so the
-      names are right. In session 13 the L4/L5 disc was found inside L5: an L4 holding L5's upper half (50 mm
-      tall, Dice 0.67) over L5's lower half joined to S1 (47 mm, Dice 0.26), each the other's tallest neighbour,
-      both passed at confidence 0.95 (and this test asserted 0.95); the tallest of three neighbours is now left out
-      of the too-tall yardstick. Since session 15 the discs are right but the L5/S1 plane is tilted 31 degrees
-      coronally (the canal lost among the foramina): L5 takes a wedge of S1 (47 mm, Dice 0.75), is flagged too
-      tall, and every name is capped at 0.4.
+    * 1.5 x 1.5 x 2 mm (session 13, without noise): the L4/L5 disc was found inside L5: an L4 holding L5's upper
+      half (50 mm tall, Dice 0.67) over L5's lower half joined to S1 (47 mm, Dice 0.26), each the other's tallest
+      neighbour; both passed at confidence 0.95 (and this test asserted 0.95). The tallest of three neighbours is
+      now left out of the too-tall yardstick (and the discs are found: the test above). With 20 HU of noise L1
+      holds part of T12 (Dice 0.58) and is flagged.
     * 2 mm isotropic with 20 HU of noise: the sacrum is not recognised and the ilium, joined to L5's transverse
       process, passes the rib test; ribs were also found on T12, four rib-free bodies above. Counted from that
       "rib", L5 was named T12 at confidence 0.7 (session 13). Ribs run unbroken, so the lower one is passed over and
@@ -400,8 +405,6 @@ def test_abdomen_on_other_grids_is_right_or_not_planned(abdomen, abdomen_bodies_
         truth, score = judged
         if b.level is not truth or score < 0.7:
             assert not_plannable_reason(b, voxel_volume_ml=moved.voxel_volume_ml), (b.level, truth, score)
-    if noise_hu == 0.0:
-        assert [b.level.value for b in seg.bodies] == ["T12", "L1", "L2", "L3", "L4", "L5"]
 
 
 @pytest.mark.xfail(strict=True, reason="issue 3 target not met yet: L5 Dice 0.849 (>= 0.85 wanted; 2026-11-21, session "

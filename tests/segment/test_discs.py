@@ -2,7 +2,8 @@
 
 The profile is, per slice, the share of the body core denser than an endplate (and the core's median HU). A disc
 shows as two endplate peaks with a sparse slice between; in the lordosis an endplate is tilted and spreads over
-several slices, and a dense (sclerotic) body can show two peaks with no sparse slice between.
+several slices, and a dense (sclerotic) body can show two peaks with no sparse slice between. The candidates are then
+chained (pvp_plan.segment.discs._chain) at the spine's pitch.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from pvp_plan.segment.column_options import ColumnOptions
-from pvp_plan.segment.discs import DiscProfile, _endplate_pairs
+from pvp_plan.segment.discs import DiscProfile, _chain, _endplate_pairs
 
 SLICE_MM = 2.0
 
@@ -54,3 +55,20 @@ def test_a_thin_disc_between_broad_endplates_keeps_its_pair():
     share = [0.12] * 6 + [0.21, 0.76, 0.39, 0.45, 0.49, 0.13] + [0.12] * 6
     med = [120.0] * 6 + [146.0, 254.0, 162.0, 180.0, 196.0, 132.0] + [120.0] * 6
     assert [z for z, _ in _pairs(share, med)] == [8]
+
+
+def test_a_body_cut_in_two_keeps_the_boundary_that_leaves_the_regular_chain():
+    """The candidates of the 3 mm abdomen resampled to 2 mm (slice, width mm, weight): the real discs every 34-40
+    mm, a fake one inside L5 (73) outweighing the real L4/L5 disc (84), and another low in the sacrum (59) that the
+    fake one chains with. Striking off the weaker of the too-close pair (the real disc) merged L4 and L5; drawn
+    again without each, the chain without the fake one is the more regular, and the real L5/S1 disc (64) comes
+    back in place of the sacral one."""
+    real = [(64, 4.0, 141.0), (84, 10.0, 130.0), (102, 12.0, 168.0), (120, 12.0, 142.0), (137, 10.0, 128.0),
+            (154, 6.0, 114.0)]
+    fake = [(59, 4.0, 141.0), (73, 6.0, 139.0)]
+    assert _chain(real + fake, SLICE_MM, ColumnOptions()) == [z for z, _, _ in real]
+
+
+def test_chaining_regular_candidates_keeps_them_all():
+    cands = [(z, 8.0, 130.0) for z in (10, 27, 44, 62, 80)]
+    assert _chain(cands, SLICE_MM, ColumnOptions()) == [10, 27, 44, 62, 80]
