@@ -52,6 +52,11 @@ GAP_RATIO = 1.6
 SPLIT_RATIO = 0.6
 #: Segmentation confidence given to a body that seems to hold more than one level (under the planning minimum).
 CONFIDENCE_MERGED = 0.3
+#: Source named by the checks' warnings.
+SOURCE = "pvp-plan segmentation check"
+#: How a check's warning ends after the user named a level (``--anchor``).
+ANCHORED_TAIL = (", and the names counted across it from the level you named may be one level off: those are not planned "
+                 "until a level on their side is confirmed with --anchor")
 
 
 def body_heights_mm(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...]) -> dict[int, float]:
@@ -150,8 +155,8 @@ def too_close(bodies: tuple[BodyInfo, ...]) -> list[tuple[str, str, float, float
     return out
 
 
-def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *,
-            names_counted: bool = True) -> tuple[tuple[BodyInfo, ...], tuple[str, ...]]:
+def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *, names_counted: bool = True,
+            anchored_label: int | None = None) -> tuple[tuple[BodyInfo, ...], tuple[str, ...]]:
     """``bodies`` after the three checks, and their warnings (each citing its source).
 
     A body too tall (:func:`too_tall`) and both halves of a level cut in two (:func:`too_close`) get segmentation
@@ -160,6 +165,10 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *,
     lost between two bodies (:func:`gaps`) caps every body's level confidence at the transitional
     ``CONFIDENCE_TRANSITIONAL``: names counted across them are one level off on one side, so nothing is planned
     before a level is named (``--anchor``). A map that names each level itself keeps its names.
+
+    ``anchored_label``: the body the user named (``--anchor``); the names were counted from it, so only the bodies
+    lying beyond a finding as seen from it are capped (:func:`beyond_finding`): naming a level below a merged body
+    does not vouch for the names above it.
     """
     split = too_close(bodies)
     halves = frozenset(name for upper, lower, *_ in split for name in (upper, lower))
@@ -184,10 +193,34 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *,
          " and the names on one side may be one level off; nothing is planned until it is checked (merge them in "
          "napari) and a level is confirmed with --anchor")
         for upper, lower, d, m in split]
-    warnings = tuple(f"pvp-plan segmentation check: {finding}{tail if names_counted else ': check the label map'}"
+    if anchored_label is not None:
+        findings = [(finding, ANCHORED_TAIL) for finding, _ in findings]
+    warnings = tuple(f"{SOURCE}: {finding}{tail if names_counted else ': check the label map'}"
                      for finding, tail in findings)
     out = tuple(replace(b, segmentation_confidence=min(b.segmentation_confidence, CONFIDENCE_MERGED))
                 if b.label in tall or b.level.value in halves else b for b in bodies)
     if names_counted and (lost or tall or split):
-        out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL)) for b in out)
+        label_of = {b.level.value: b.label for b in bodies}
+        spans = [(label, label, True) for label in tall]
+        spans += [(label_of[upper], label_of[lower], False) for upper, lower, *_ in lost]
+        spans += [(label_of[upper], label_of[lower], True) for upper, lower, *_ in split]
+        uncertain = {b.label for b in bodies} if anchored_label is None else set().union(
+            *(beyond_finding([b.label for b in bodies], anchored_label, span) for span in spans))
+        out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL))
+                    if b.label in uncertain else b for b in out)
     return out, warnings
+
+
+def beyond_finding(order: list[int], anchored: int, span: tuple[int, int, bool]) -> set[int]:
+    """Labels whose names, counted from the ``anchored`` body along ``order`` (body labels in column order), cross a
+    finding: ``span`` = (first label, last label, whether they are part of it). A body too tall or a level cut in two
+    spans its own bodies (part of it); a level lost between two bodies spans the pair (not part of it). With the
+    anchored body inside the finding, every other body."""
+    a, lo, hi = order.index(anchored), order.index(span[0]), order.index(span[1])
+    lo, hi = min(lo, hi), max(lo, hi)
+    part = span[2]
+    if a < lo or (not part and a == lo):
+        return set(order[lo if part else hi:])
+    if a > hi or (not part and a == hi):
+        return set(order[:hi + 1 if part else lo + 1])
+    return set(order) - {anchored}

@@ -158,7 +158,7 @@ def segment_vertebral_bodies(
     result = _named(full, ct_box, ct, bodies, open_ended, named)
     result = replace(result, warnings=result.warnings + noise_warnings(image_noise(ct.hu, ct.spacing_mm)))
     if anchor:
-        result = naming.relabel(result, ct, anchor=anchor)
+        result = _checked_after_anchor(naming.relabel(result, ct, anchor=anchor), ct, anchor)
     report("done", 1.0)
     return result
 
@@ -197,3 +197,12 @@ def _named(segments: np.ndarray, box: tuple[slice, ...], ct: CTVolume, bodies: l
                                else CONFIDENCE_BOUNDED) for b in seg.bodies)
     bodies_out, checks = implausible_levels.checked(labels, ct.spacing_mm, bodies_out)
     return replace(seg, bodies=bodies_out, warnings=tuple(seg.warnings) + checks)
+
+
+def _checked_after_anchor(seg: Segmentation, ct: CTVolume, anchor: str) -> Segmentation:
+    """``seg`` renamed from the user's ``anchor`` with the level checks read again under the new names: the names
+    counted across a finding from the anchored body stay uncertain (the anchor vouches only for its own side)."""
+    level = naming.parse_anchor(anchor)[0]
+    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, anchored_label=level.label)
+    kept = tuple(w for w in seg.warnings if not w.startswith(implausible_levels.SOURCE))
+    return replace(seg, bodies=bodies, warnings=kept + checks)

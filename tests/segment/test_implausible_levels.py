@@ -208,3 +208,46 @@ def test_a_body_far_above_the_column_trend_is_flagged():
     assert yardstick == TREND and height > TALL_RATIO * expected
     assert too_tall(*(lambda s: (s.labels, s.spacing_mm, s.bodies))(_stack([26.0, 25.0, 24.0, 23.0, 22.0, 21.0,
                                                                              22.0, 20.0]))) == {}
+
+
+def test_a_named_level_vouches_only_for_the_names_on_its_side_of_a_merged_body():
+    """After ``--anchor`` the checks are read again under the new names. Naming the lowest body L5 (below a body
+    holding two levels) leaves every name above the merged body uncertain: counted across it, they are one level off
+    (session 14: every name became certain, and the warning still named the levels as they were before)."""
+    from pvp_plan.segment.implausible_levels import ANCHORED_TAIL
+    from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL, Naming, relabel
+    from pvp_plan.segment.vertebral_bodies import _checked_after_anchor, _named
+
+    stack = _stack([28.0, 56.0, 26.0, 25.0, 24.0])  # L5, two levels as one, three more
+    segments = np.where(stack.labels > 0, 24 - stack.labels.astype(int), -1)
+    ct = ct_from_array(np.zeros(stack.labels.shape, np.int16), spacing_mm=stack.spacing_mm)
+    seg = _named(segments, tuple(slice(0, n) for n in ct.shape), ct, [0, 1, 2, 3, 4], set(),
+                 Naming(lowest=Level.L5, confidence=0.95))
+
+    def confidences(anchor: str):
+        named = _checked_after_anchor(relabel(seg, ct, anchor=anchor), ct, anchor)
+        return {b.level.value: b.level_confidence for b in named.bodies}, named.warnings
+
+    below, warnings = confidences("L5:1")
+    assert below["L5"] == 1.0
+    assert all(below[name] <= CONFIDENCE_TRANSITIONAL for name in ("L4", "L3", "L2", "L1"))
+    assert any(w.startswith("pvp-plan segmentation check: L4 is ") and w.endswith(ANCHORED_TAIL) for w in warnings)
+    above, warnings = confidences("L1:4")  # the 4th body from the bottom is L1: the merged body becomes L3
+    assert [above[name] for name in ("L2", "L1", "T12")] == [1.0, 1.0, 1.0]
+    assert above["L3"] <= CONFIDENCE_TRANSITIONAL and above["L4"] <= CONFIDENCE_TRANSITIONAL
+    checks = [w for w in warnings if w.startswith("pvp-plan segmentation check")]
+    assert len(checks) == 1 and checks[0].startswith("pvp-plan segmentation check: L3 is ")
+
+
+@pytest.mark.parametrize(("anchored", "span", "beyond"), [
+    (1, (3, 3, True), {3, 4, 5}),  # a merged body above the named one: it and the bodies past it
+    (5, (3, 3, True), {1, 2, 3}),
+    (3, (3, 3, True), {1, 2, 4, 5}),  # the named body is the merged one: all others
+    (2, (2, 3, False), {3, 4, 5}),  # a level lost between 2 and 3, named from 2
+    (3, (2, 3, False), {1, 2}),
+    (1, (3, 4, True), {3, 4, 5}),  # one level cut in two (3 and 4)
+])
+def test_the_names_counted_across_a_finding_from_the_named_body(anchored, span, beyond):
+    from pvp_plan.segment.implausible_levels import beyond_finding
+
+    assert beyond_finding([1, 2, 3, 4, 5], anchored, span) == beyond
