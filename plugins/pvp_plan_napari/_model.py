@@ -26,6 +26,8 @@ from pvp_plan.errors import LabelMapError, PlanError
 from pvp_plan.io.ct_volume import CTVolume
 from pvp_plan.levels import VERSE_LABELS, Level
 from pvp_plan.rules.session import NEEDLE_GAUGES
+from pvp_plan.segment import implausible_levels
+from pvp_plan.segment.naming import NAMING_SOURCE
 from pvp_plan.segment.types import Segmentation
 
 logger = logging.getLogger(__name__)
@@ -185,6 +187,10 @@ def parse_levels(text: str) -> list[Level] | None:
     return list(dict.fromkeys(out))
 
 
+#: Recorded in the segmentation's warnings once the user has confirmed the level names in napari.
+CONFIRMED_NAMES = f"{NAMING_SOURCE}: level names confirmed by the user on the images (napari)"
+
+
 @dataclass
 class PlannerModel:
     """State of one planning session on one CT.
@@ -205,6 +211,9 @@ class PlannerModel:
         VerSe label -> current ``LevelPlan`` (updated level by level after edits).
     edited : bool
         True once the label map was changed by hand.
+    names_confirmed : bool
+        True once the user has checked the level names on the images (:meth:`confirm_names`), the napari
+        counterpart of the command line's ``--anchor``.
     """
 
     ct: CTVolume
@@ -214,6 +223,7 @@ class PlannerModel:
     plan: Any = None
     level_plans: dict[int, Any] = field(default_factory=dict)
     edited: bool = False
+    names_confirmed: bool = False
     _counts: np.ndarray | None = None
     _planned: set[int] | None = None  # labels the user asked to plan; None = all
 
@@ -237,6 +247,7 @@ class PlannerModel:
         self.plan = result.plan
         self.labels = np.array(result.segmentation.labels, dtype=np.uint8, copy=True)
         self.edited = bool(result.segmentation.edited)
+        self.names_confirmed = False
         self.level_plans = {_label_of(lp): lp for lp in result.plan.levels}
         self._counts = _label_counts(self.labels)
         levels = getattr(self.options, "levels", None)
@@ -350,6 +361,14 @@ class PlannerModel:
         self._rename_planned(mapping)
         return set(mapping) | set(mapping.values())
 
+    def confirm_names(self) -> set[int]:
+        """The user has checked every body's level name on the images: names are no longer uncertain (level
+        confidence 1.0, as after ``--anchor``), from now on and after further edits. Bodies the level checks flag
+        (too tall, cut in two) stay unplanned until they are split or merged. Returns the labels to re-plan (all)."""
+        self._require_labels()
+        self.names_confirmed = True
+        return {int(v) for v in np.unique(self.labels) if v}
+
     def merge(self, keep: Level | str, absorb: Level | str) -> set[int]:
         """Merge body ``absorb`` into body ``keep`` (one body segmented as two)."""
         a, b = _level(keep).label, _level(absorb).label
@@ -457,14 +476,27 @@ class PlannerModel:
 
     # ------------------------------------------------------------------ helpers
     def _edited_segmentation(self, labels: np.ndarray, *, edited: bool) -> Segmentation:
+        """The label map as a Segmentation, the level checks read again on it (:func:`implausible_levels.checked`:
+        a body painted twice as tall as its neighbours is flagged and not planned, a flag the edit fixed is gone).
+        Level names keep the run's least confidence until the user confirms them (:meth:`confirm_names`)."""
+        from dataclasses import replace
+
         base = self.segmentation
         method = base.method if base is not None else "external label map"
         if edited and "edited by hand" not in method:
             method = f"{method} (edited by hand)"
-        conf = min((b.level_confidence for b in base.bodies), default=1.0) if base is not None else 1.0
-        return Segmentation.from_label_map(labels, self.ct, method=method, edited=edited,
-                                           level_confidence=conf,
-                                           warnings=base.warnings if base is not None else ())
+        kept = tuple(w for w in (base.warnings if base is not None else ())
+                     if not w.startswith(implausible_levels.SOURCE)
+                     and not (self.names_confirmed and w.startswith(NAMING_SOURCE)))
+        if self.names_confirmed:
+            conf, kept = 1.0, kept + (CONFIRMED_NAMES,)
+        else:
+            conf = min((b.level_confidence for b in base.bodies), default=1.0) if base is not None else 1.0
+        seg = Segmentation.from_label_map(labels, self.ct, method=method, edited=edited, level_confidence=conf,
+                                          warnings=kept)
+        bodies, checks = implausible_levels.checked(labels, self.ct.spacing_mm, seg.bodies,
+                                                    names_counted=not self.names_confirmed)
+        return replace(seg, bodies=bodies, warnings=kept + checks)
 
     def _require_labels(self) -> np.ndarray:
         if self.labels is None:

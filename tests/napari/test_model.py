@@ -185,3 +185,44 @@ def test_export_reflects_edits(model, tmp_path):
     assert plan["segmentation"]["edited"] is True
     assert "edited by hand" in plan["segmentation"]["method"]
     assert result.edited
+
+
+def test_a_merged_body_is_flagged_and_its_split_clears_the_flag(model):
+    """The level checks read every edit: two levels merged into one body are flagged (not planned, the names
+    counted across it uncertain); split again, the flag and its warning are gone."""
+    from pvp_plan.segment.implausible_levels import CONFIDENCE_MERGED, SOURCE
+
+    bodies = model.segmentation.bodies
+    a, b = bodies[len(bodies) // 2], bodies[len(bodies) // 2 + 1]  # whole bodies mid-column
+    model.accept_update(model.recompute(model.merge(b.level, a.level)))
+    merged = model.level_plans[b.label]
+    assert not merged.plannable and model.segmentation.body(b.label).segmentation_confidence == CONFIDENCE_MERGED
+    assert any(w.startswith(f"{SOURCE}: {b.level.value} is ") for w in model.segmentation.warnings)
+    model.accept_update(model.recompute(model.split(b.level)))
+    assert not any(w.startswith(SOURCE) for w in model.segmentation.warnings)
+    assert model.segmentation.body(b.label).segmentation_confidence == 1.0
+
+
+def test_confirming_the_names_makes_uncertain_levels_plannable(model, phantom):
+    """A run whose names are uncertain (no anchor in view: confidence 0.4) plans nothing; renaming does not vouch
+    for the names, confirming them does (as ``--anchor`` on the command line), and it lasts through later edits."""
+    from pvp_plan_napari._model import CONFIRMED_NAMES
+
+    from pvp_plan.segment import Segmentation
+
+    ct, labels = phantom
+    m = PlannerModel(ct=ct, options=make_options(gauge="11G"))
+    seed = Segmentation.from_label_map(labels, ct, method="uncertain names", level_confidence=0.4)
+    m.accept_run(_run(m.compute(segmentation=seed))[1])
+    whole = [lp for lp in m.ordered_level_plans() if "field of view" not in (lp.not_plannable_reason or "")]
+    assert whole and all("level name uncertain" in lp.not_plannable_reason for lp in whole)
+    m.accept_update(m.recompute(m.shift_names(-1)))
+    m.accept_update(m.recompute(m.shift_names(+1)))
+    assert not any(lp.plannable for lp in m.ordered_level_plans())
+    m.accept_update(m.recompute(m.confirm_names()))
+    assert [lp.level for lp in m.ordered_level_plans() if lp.plannable] == [lp.level for lp in whole]
+    assert CONFIRMED_NAMES in m.segmentation.warnings
+    body = m.segmentation.bodies[len(m.segmentation.bodies) // 2]
+    m.labels[tuple(border_voxels(m.labels, body.label, 5).T)] = body.label
+    m.accept_update(m.recompute(m.changed_labels()))
+    assert m.level_plans[body.label].plannable and m.segmentation.warnings.count(CONFIRMED_NAMES) == 1

@@ -211,6 +211,20 @@ def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, pha
     assert [b.level.value for b in widget.model.segmentation.bodies].count(first) == 0
 
 
+def test_confirm_names_button_records_the_confirmation(make_napari_viewer, qtbot, phantom, phantom_nifti):
+    """The button is the napari counterpart of --anchor (tests/napari/test_model.py checks what it unlocks)."""
+    from pvp_plan_napari._model import CONFIRMED_NAMES
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer()
+    widget = _run_with_truth(qtbot, viewer, phantom, phantom_nifti)
+    names = [r["level"] for r in widget.row_texts()]
+    assert widget.confirm_button.isEnabled() and not widget.model.names_confirmed
+    _settle(qtbot, widget, lambda: qtbot.mouseClick(widget.confirm_button, Qt.MouseButton.LeftButton))
+    assert widget.model.names_confirmed and CONFIRMED_NAMES in widget.model.segmentation.warnings
+    assert [r["level"] for r in widget.row_texts()] == names
+
+
 def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, phantom, phantom_nifti):
     from dataclasses import replace
 

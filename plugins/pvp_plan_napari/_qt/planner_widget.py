@@ -169,6 +169,10 @@ class PlannerWidget(QWidget):
         self.split_here_button = QPushButton("Split at current slice")
         self.shift_up_button = QPushButton("All names \u22121 (cranial)")
         self.shift_down_button = QPushButton("All names +1 (caudal)")
+        self.confirm_button = QPushButton("Names checked on the images: confirm levels")
+        self.confirm_button.setToolTip("Level names the tool could not anchor (no sacrum or lowest rib in view, a "
+                                       "level check) are not planned until you confirm them, as --anchor does on "
+                                       "the command line")
         self.rename_button.clicked.connect(lambda: self.rename(self.body_combo.currentText(),
                                                                self.target_combo.currentText()))
         self.merge_button.clicked.connect(lambda: self.merge(self.body_combo.currentText(),
@@ -177,6 +181,7 @@ class PlannerWidget(QWidget):
         self.split_here_button.clicked.connect(lambda: self.split(self.body_combo.currentText(), at_current_slice=True))
         self.shift_up_button.clicked.connect(lambda: self.shift_names(-1))
         self.shift_down_button.clicked.connect(lambda: self.shift_names(+1))
+        self.confirm_button.clicked.connect(self.confirm_names)
         grid.addWidget(QLabel("body"), 0, 0)
         grid.addWidget(self.body_combo, 0, 1)
         grid.addWidget(QLabel("second level"), 0, 2)
@@ -187,6 +192,7 @@ class PlannerWidget(QWidget):
         grid.addWidget(self.split_here_button, 2, 2, 1, 2)
         grid.addWidget(self.shift_up_button, 3, 0, 1, 2)
         grid.addWidget(self.shift_down_button, 3, 2, 1, 2)
+        grid.addWidget(self.confirm_button, 4, 0, 1, 4)
         root.addWidget(edit)
 
         self.export_button = QPushButton("Export plan (JSON, CSV, HTML report, label map)\u2026")
@@ -196,7 +202,8 @@ class PlannerWidget(QWidget):
 
     def _set_edit_enabled(self, enabled: bool) -> None:
         for w in (self.body_combo, self.target_combo, self.rename_button, self.merge_button, self.split_mid_button,
-                  self.split_here_button, self.shift_up_button, self.shift_down_button, self.export_button):
+                  self.split_here_button, self.shift_up_button, self.shift_down_button, self.confirm_button,
+                  self.export_button):
             w.setEnabled(enabled)
 
     def _refresh_layer_choices(self, event=None) -> None:
@@ -539,6 +546,10 @@ class PlannerWidget(QWidget):
     def shift_names(self, steps: int) -> None:
         """Shift all names by ``steps`` (transitional anatomy / miscounted levels)."""
         self._edit(self.model and self.model.shift_names, steps)
+
+    def confirm_names(self) -> None:
+        """The level names were checked on the images: plan the levels whose names were uncertain."""
+        self._edit(self.model and self.model.confirm_names)
 
     def merge(self, keep: str, absorb: str) -> None:
         """Merge body ``absorb`` into body ``keep``."""
