@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -428,8 +428,6 @@ class PlannerModel:
 
     def export_options(self, segmentation: Segmentation):
         """The plan options for an export: the levels asked for, followed through renames, that still exist."""
-        from dataclasses import replace
-
         options = self.options if self.options is not None else make_options()
         if self._planned is None:
             return replace(options, levels=None)
@@ -479,8 +477,6 @@ class PlannerModel:
         """The label map as a Segmentation, the level checks read again on it (:func:`implausible_levels.checked`:
         a body painted twice as tall as its neighbours is flagged and not planned, a flag the edit fixed is gone).
         Level names keep the run's least confidence until the user confirms them (:meth:`confirm_names`)."""
-        from dataclasses import replace
-
         base = self.segmentation
         method = base.method if base is not None else "external label map"
         if edited and "edited by hand" not in method:

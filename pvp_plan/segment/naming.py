@@ -11,6 +11,7 @@ tool never claims more than the image shows. Rib pairs are not counted from T1.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -63,15 +64,16 @@ def sacral_segments(hu: np.ndarray, spacing_mm, seg: np.ndarray, slices: dict[in
     disc left a 10 mm sliver of sacrum at the bottom of the image, 89.6 mm wide: the sacrum was missed and S1
     counted as L5.
     """
+    @functools.cache
+    def wide(k: int) -> bool:
+        return connected_width_mm(hu, spacing_mm, seg, k, slices[k], attached) >= width_mm
+
     order = sorted(slices)
-    sacral = []
-    for i, k in enumerate(order):
-        if connected_width_mm(hu, spacing_mm, seg, k, slices[k], attached) < width_mm:
-            if not (i == 0 and lowest_cut):
-                break
-            if len(order) < 2 or connected_width_mm(hu, spacing_mm, seg, order[1], slices[order[1]],
-                                                    attached) < width_mm:
-                break
+    start = int(lowest_cut and len(order) > 1 and not wide(order[0]) and wide(order[1]))
+    sacral = order[:start]
+    for k in order[start:]:
+        if not wide(k):
+            break
         sacral.append(k)
     return sacral
 

@@ -127,7 +127,7 @@ def segment_vertebral_bodies(
     report("level names", 0.7)
     slices = body_mask.segment_slices(seg)
     sacral = naming.sacral_segments(hu, sp, seg, slices, opts.sacrum_width_mm, attached=roots,
-                                    lowest_cut=bool(slices) and int(min(slices[min(slices)])) <= track.z_range[0])
+                                    lowest_cut=bool(slices) and slices[min(slices)][0] <= track.z_range[0])
     bodies = [k for k in sorted(slices) if k not in sacral]
     if not bodies:
         raise SegmentationError("only the sacrum was found; no lumbar or thoracic body in view")
