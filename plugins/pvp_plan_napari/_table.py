@@ -11,6 +11,8 @@ from typing import Any
 from pvp_plan.needle.types import VERDICT_LEGEND, verdicts_in_words
 
 NOT_MEASURED = "\u2014"
+#: The widget's button that confirms the level names (``PlannerModel.confirm_names``), named in the tooltips.
+CONFIRM_NAMES_BUTTON = "Names checked on the images: confirm levels"
 
 #: (key, header, tooltip) of each column, left to right.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -60,6 +62,8 @@ def level_tooltip(lp: Any) -> str:
     lines = []
     if not lp.plannable and lp.not_plannable_reason:
         lines.append(f"not plannable: {lp.not_plannable_reason}")
+        if lp.not_plannable_reason.startswith("level name uncertain"):
+            lines.append(f"in napari: check the names on the images, then press \"{CONFIRM_NAMES_BUTTON}\"")
     if lp.wall is not None and lp.wall.finding:
         lines.append(f"wall: {lp.wall.finding}")
     lines += [str(n) for n in getattr(lp, "warnings", ())]

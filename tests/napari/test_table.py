@@ -33,3 +33,14 @@ def test_needle_column_gives_each_side_s_verdict():
     assert level_row(doubtful)["needles"] == "chk/NO" and is_alert("needles", doubtful)
     one_side = replace(lp, needle_paths=(_path("right", True, 9.0),))
     assert level_row(one_side)["needles"] == "-/ok"
+
+
+def test_an_uncertain_name_points_to_the_confirm_button():
+    from pvp_plan_napari._table import CONFIRM_NAMES_BUTTON, level_tooltip
+
+    ct, seg = make_spine()
+    uncertain = replace(seg, bodies=tuple(replace(b, level_confidence=0.4) for b in seg.bodies))
+    lp = plan_case(ct, segmentation=uncertain, options=PlanOptions(levels=("L2",), plan_needles=False)).level("L2")
+    assert not lp.plannable and CONFIRM_NAMES_BUTTON in level_tooltip(lp)
+    sure = plan_case(ct, segmentation=seg, options=PlanOptions(levels=("L2",), plan_needles=False)).level("L2")
+    assert CONFIRM_NAMES_BUTTON not in level_tooltip(sure)

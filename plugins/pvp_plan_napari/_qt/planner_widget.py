@@ -169,7 +169,7 @@ class PlannerWidget(QWidget):
         self.split_here_button = QPushButton("Split at current slice")
         self.shift_up_button = QPushButton("All names \u22121 (cranial)")
         self.shift_down_button = QPushButton("All names +1 (caudal)")
-        self.confirm_button = QPushButton("Names checked on the images: confirm levels")
+        self.confirm_button = QPushButton(_table.CONFIRM_NAMES_BUTTON)
         self.confirm_button.setToolTip("Level names the tool could not anchor (no sacrum or lowest rib in view, a "
                                        "level check) are not planned until you confirm them, as --anchor does on "
                                        "the command line")
