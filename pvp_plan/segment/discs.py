@@ -146,9 +146,9 @@ def _chain(candidates, spacing_z: float, options: ColumnOptions) -> list[int]:
     while len(chain) >= 4:
         gaps = np.diff(z[chain])
         k = int(np.argmin(gaps))
-        if gaps[k] >= 0.65 * np.median(gaps):
+        pitch = _pitch_beside(gaps, k)
+        if gaps[k] >= 0.65 * pitch:
             break
-        pitch = float(np.median(np.delete(gaps, k)))
         redrawn = []
         for drop in sorted((chain[k], chain[k + 1]), key=lambda i: w[i]):  # the weaker first: it wins a tie
             left = w.copy()
@@ -157,6 +157,14 @@ def _chain(candidates, spacing_z: float, options: ColumnOptions) -> list[int]:
             redrawn.append((_chain_score(again, z, left, pitch), again, left))
         _, chain, w = max(redrawn, key=lambda r: r[0])
     return [int(cands[i][0]) for i in chain]
+
+
+def _pitch_beside(gaps: np.ndarray, k: int) -> float:
+    """The spine's pitch (mm) to judge gap ``k`` by: the median of the gaps other than it and its two neighbours
+    (either may be the other half of a body cut in two, or lie next to one), of the others when fewer than two
+    would be left."""
+    others = np.delete(gaps, [j for j in (k - 1, k, k + 1) if 0 <= j < len(gaps)])
+    return float(np.median(others if len(others) >= 2 else np.delete(gaps, k)))
 
 
 def _draw_chain(cands, z: np.ndarray, w: np.ndarray, options: ColumnOptions) -> list[int]:

@@ -72,3 +72,14 @@ def test_a_body_cut_in_two_keeps_the_boundary_that_leaves_the_regular_chain():
 def test_chaining_regular_candidates_keeps_them_all():
     cands = [(z, 8.0, 130.0) for z in (10, 27, 44, 62, 80)]
     assert _chain(cands, SLICE_MM, ColumnOptions()) == [10, 27, 44, 62, 80]
+
+
+def test_a_fake_disc_chained_with_a_sacral_one_is_still_a_split():
+    """The candidates of the 3 mm abdomen resampled to 1 mm isotropic (working grid 2 mm): a fake disc inside L5
+    (73) chains with a remnant disc in the sacrum (59), gaps 28 and 22 mm, against a 31 mm median that the fake gaps
+    pull down: 22 mm passed as a body. Judged by the gaps beyond its neighbours (36 mm), it is a split, and the
+    chain without the fake disc takes the real L5/S1 disc (66) back."""
+    cands = [(59, 4.0, 141.0), (66, 4.0, 150.0), (73, 6.0, 128.0), (76, 6.0, 128.0), (84, 8.0, 130.0),
+             (93, 16.0, 84.0), (101, 12.0, 151.0), (111, 18.0, 72.0), (119, 12.0, 130.0), (130, 18.0, 62.0),
+             (137, 10.0, 126.0), (144, 14.0, 126.0), (150, 4.0, 126.0)]
+    assert _chain(cands, SLICE_MM, ColumnOptions()) == [66, 84, 101, 119, 137, 150]
