@@ -168,7 +168,7 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *, nam
 
     ``anchored_label``: the body the user named (``--anchor``); the names were counted from it, so only the bodies
     lying beyond a finding as seen from it are capped (:func:`beyond_finding`): naming a level below a merged body
-    does not vouch for the names above it.
+    does not vouch for the names above it. Every body is capped when no body carries that label.
     """
     split = too_close(bodies)
     halves = frozenset(name for upper, lower, *_ in split for name in (upper, lower))
@@ -204,8 +204,9 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *, nam
         spans = [(label, label, True) for label in tall]
         spans += [(label_of[upper], label_of[lower], False) for upper, lower, *_ in lost]
         spans += [(label_of[upper], label_of[lower], True) for upper, lower, *_ in split]
-        uncertain = {b.label for b in bodies} if anchored_label is None else set().union(
-            *(beyond_finding([b.label for b in bodies], anchored_label, span) for span in spans))
+        order = [b.label for b in bodies]
+        uncertain = set(order) if anchored_label not in order else set().union(
+            *(beyond_finding(order, anchored_label, span) for span in spans))
         out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL))
                     if b.label in uncertain else b for b in out)
     return out, warnings
