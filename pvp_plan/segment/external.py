@@ -454,13 +454,16 @@ def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list
 
     The level checks of pvp-plan's own segmentation run on it too (:func:`implausible_levels.checked`): another
     tool's map may merge or miss levels as well. A body too tall or cut in two is not planned and a lost level is
-    reported; the names become uncertain only where they were counted from one anchor (``names_counted``), not where
-    the map names each level.
+    reported; the names become uncertain only where they were counted from one anchor (``names_counted``: the user's
+    ``--anchor`` names the most caudal body), and there only beyond a finding as seen from that body, not where the
+    map names each level.
     """
     if not labels.any():
         raise LabelMapError(f"{path}: {what}: no vertebral body left after reading the label map")
     seg = Segmentation.from_label_map(labels, ct, method=f"external: {what}", warnings=tuple(warnings))
-    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, names_counted=names_counted)
+    lowest = min(seg.bodies, key=lambda b: b.centroid_lps_mm[2]).label if names_counted and seg.bodies else None
+    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, names_counted=names_counted,
+                                                anchored_label=lowest)
     return replace(seg, bodies=bodies, warnings=seg.warnings + checks)
 
 

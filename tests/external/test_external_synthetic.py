@@ -190,9 +190,11 @@ def test_an_imported_map_gets_the_level_checks(tmp_path):
     (warning,) = [w for w in seg.warnings if w.startswith("pvp-plan segmentation check: L4 is ")]
     assert warning.endswith("check the label map") and "--anchor" not in warning
     assert [b.level.value for b in seg.bodies if not_plannable_reason(b)] == ["L4"]
-    # the same bodies as a TotalSegmentator vertebrae_body map named upward from an anchor: counted names
+    # the same bodies as a TotalSegmentator vertebrae_body map named upward from an anchor on the lowest body:
+    # counted names, uncertain from the merged body up (the anchor vouches for its own side only)
     counted = load_external_segmentation(_write((labels > 0).astype(np.uint8), tmp_path / "vertebrae_body.nii.gz",
                                                 spacing=spacing), ct, anchor="L5")
     assert counted.body("L4").segmentation_confidence == CONFIDENCE_MERGED
-    assert all(b.level_confidence <= 0.4 for b in counted.bodies)
+    assert [b.level.value for b in counted.bodies if b.level_confidence <= 0.4] == ["L2", "L3", "L4"]
+    assert not_plannable_reason(counted.body("L5")) is None
     assert any(w.startswith("pvp-plan segmentation check: L4 is ") and "--anchor" in w for w in counted.warnings)
