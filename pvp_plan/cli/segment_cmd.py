@@ -16,7 +16,10 @@ CUT_REASON = "cut by the field of view"
 
 
 def body_rows(seg, ct) -> list[dict]:
-    """One row per body: volume (None when cut), voxel count, mean/median HU, confidences."""
+    """One row per body: volume (None when cut), voxel count, mean/median HU, confidences, and why the planner would
+    not plan it (cut, name or outline uncertain; None when it would)."""
+    from pvp_plan.plan.session import not_plannable_reason
+
     rows = []
     for b in seg.bodies:
         hu = ct.hu[seg.labels == b.label]
@@ -31,6 +34,7 @@ def body_rows(seg, ct) -> list[dict]:
             "level_confidence": round(b.level_confidence, 2),
             "segmentation_confidence": round(b.segmentation_confidence, 2),
             "cut_by_fov": b.cut_by_fov,
+            "not_plannable_reason": not_plannable_reason(b, voxel_volume_ml=ct.voxel_volume_ml),
             "centroid_lps_mm": [round(v, 1) for v in b.centroid_lps_mm],
         })
     return rows
@@ -76,7 +80,7 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             table.add_row(r["level"], "-" if r["volume_ml"] is None else f"{r['volume_ml']:.1f}",
                           str(r["voxel_count"]), str(r["hu_median"]), f"{r['level_confidence']:.2f}",
-                          r["excluded_reason"] or "")
+                          (r["not_plannable_reason"] or "").split(":")[0])  # its head; bodies.json has it in full
         console.print(table)
         for warning in seg.warnings:
             console.print(f"[yellow]warning:[/yellow] {warning}")
