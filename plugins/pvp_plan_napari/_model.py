@@ -482,17 +482,14 @@ class PlannerModel:
         if edited and "edited by hand" not in method:
             method = f"{method} (edited by hand)"
         kept = tuple(w for w in (base.warnings if base is not None else ())
-                     if not w.startswith(implausible_levels.SOURCE)
-                     and not (self.names_confirmed and w.startswith(NAMING_SOURCE)))
+                     if not (self.names_confirmed and w.startswith(NAMING_SOURCE)))
         if self.names_confirmed:
             conf, kept = 1.0, kept + (CONFIRMED_NAMES,)
         else:
             conf = min((b.level_confidence for b in base.bodies), default=1.0) if base is not None else 1.0
         seg = Segmentation.from_label_map(labels, self.ct, method=method, edited=edited, level_confidence=conf,
                                           warnings=kept)
-        bodies, checks = implausible_levels.checked(labels, self.ct.spacing_mm, seg.bodies,
-                                                    names_counted=not self.names_confirmed)
-        return replace(seg, bodies=bodies, warnings=kept + checks)
+        return implausible_levels.with_level_checks(seg, names_counted=not self.names_confirmed)
 
     def _require_labels(self) -> np.ndarray:
         if self.labels is None:

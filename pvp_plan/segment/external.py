@@ -53,7 +53,6 @@ found (typically a sliver cut by the field of view) is left out, with a warning.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -462,9 +461,7 @@ def _to_segmentation(labels: np.ndarray, ct: CTVolume, what: str, warnings: list
         raise LabelMapError(f"{path}: {what}: no vertebral body left after reading the label map")
     seg = Segmentation.from_label_map(labels, ct, method=f"external: {what}", warnings=tuple(warnings))
     lowest = min(seg.bodies, key=lambda b: b.centroid_lps_mm[2]).label if names_counted and seg.bodies else None
-    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, names_counted=names_counted,
-                                                anchored_label=lowest)
-    return replace(seg, bodies=bodies, warnings=seg.warnings + checks)
+    return implausible_levels.with_level_checks(seg, names_counted=names_counted, anchored_label=lowest)
 
 
 def _normalise_convention(convention: str | None) -> str | None:

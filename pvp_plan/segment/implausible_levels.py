@@ -30,7 +30,7 @@ from scipy.stats import theilslopes
 from pvp_plan.label_boxes import label_boxes
 from pvp_plan.levels import Level
 from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL
-from pvp_plan.segment.types import BodyInfo
+from pvp_plan.segment.types import BodyInfo, Segmentation
 
 #: A body more than this many times as tall as its yardstick (:func:`too_tall`) holds more than one level. Neighbouring
 #: lumbar bodies differ by about 10 %; the largest ratio on correct segmentations of the phantoms (1-3 mm, seeds 0-2)
@@ -210,6 +210,16 @@ def checked(labels: np.ndarray, spacing_mm, bodies: tuple[BodyInfo, ...], *, nam
         out = tuple(replace(b, level_confidence=min(b.level_confidence, CONFIDENCE_TRANSITIONAL))
                     if b.label in uncertain else b for b in out)
     return out, warnings
+
+
+def with_level_checks(seg: Segmentation, *, names_counted: bool = True,
+                      anchored_label: int | None = None) -> Segmentation:
+    """``seg`` with its bodies after :func:`checked` (same keywords) and the checks' warnings in place of any it
+    carried (a segmentation renamed or edited since its last check)."""
+    bodies, checks = checked(seg.labels, seg.spacing_mm, seg.bodies, names_counted=names_counted,
+                             anchored_label=anchored_label)
+    kept = tuple(w for w in seg.warnings if not w.startswith(SOURCE))
+    return replace(seg, bodies=bodies, warnings=kept + checks)
 
 
 def beyond_finding(order: list[int], anchored: int, span: tuple[int, int, bool]) -> set[int]:

@@ -158,7 +158,7 @@ def segment_vertebral_bodies(
     result = _named(full, ct_box, ct, bodies, open_ended, named)
     result = replace(result, warnings=result.warnings + noise_warnings(image_noise(ct.hu, ct.spacing_mm)))
     if anchor:
-        result = _checked_after_anchor(naming.relabel(result, ct, anchor=anchor), ct, anchor)
+        result = _relabelled(result, ct, anchor)
     report("done", 1.0)
     return result
 
@@ -195,14 +195,12 @@ def _named(segments: np.ndarray, box: tuple[slice, ...], ct: CTVolume, bodies: l
     bodies_out = tuple(replace(b, cut_by_fov=b.cut_by_fov or b.label in open_labels,
                                segmentation_confidence=CONFIDENCE_OPEN_END if b.label in open_labels
                                else CONFIDENCE_BOUNDED) for b in seg.bodies)
-    bodies_out, checks = implausible_levels.checked(labels, ct.spacing_mm, bodies_out)
-    return replace(seg, bodies=bodies_out, warnings=tuple(seg.warnings) + checks)
+    return implausible_levels.with_level_checks(replace(seg, bodies=bodies_out))
 
 
-def _checked_after_anchor(seg: Segmentation, ct: CTVolume, anchor: str) -> Segmentation:
-    """``seg`` renamed from the user's ``anchor`` with the level checks read again under the new names: the names
-    counted across a finding from the anchored body stay uncertain (the anchor vouches only for its own side)."""
-    level = naming.parse_anchor(anchor)[0]
-    bodies, checks = implausible_levels.checked(seg.labels, ct.spacing_mm, seg.bodies, anchored_label=level.label)
-    kept = tuple(w for w in seg.warnings if not w.startswith(implausible_levels.SOURCE))
-    return replace(seg, bodies=bodies, warnings=kept + checks)
+def _relabelled(seg: Segmentation, ct: CTVolume, anchor: str) -> Segmentation:
+    """``seg`` renamed from the user's ``anchor`` (:func:`naming.relabel`), the level checks read again under the new
+    names: the names counted across a finding from the anchored body stay uncertain (the anchor vouches only for its
+    own side)."""
+    return implausible_levels.with_level_checks(naming.relabel(seg, ct, anchor=anchor),
+                                                anchored_label=naming.parse_anchor(anchor)[0].label)

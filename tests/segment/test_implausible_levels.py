@@ -215,8 +215,8 @@ def test_a_named_level_vouches_only_for_the_names_on_its_side_of_a_merged_body()
     holding two levels) leaves every name above the merged body uncertain: counted across it, they are one level off
     (session 14: every name became certain, and the warning still named the levels as they were before)."""
     from pvp_plan.segment.implausible_levels import ANCHORED_TAIL
-    from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL, Naming, relabel
-    from pvp_plan.segment.vertebral_bodies import _checked_after_anchor, _named
+    from pvp_plan.segment.naming import CONFIDENCE_TRANSITIONAL, Naming
+    from pvp_plan.segment.vertebral_bodies import _named, _relabelled
 
     stack = _stack([28.0, 56.0, 26.0, 25.0, 24.0])  # L5, two levels as one, three more
     segments = np.where(stack.labels > 0, 24 - stack.labels.astype(int), -1)
@@ -225,7 +225,7 @@ def test_a_named_level_vouches_only_for_the_names_on_its_side_of_a_merged_body()
                  Naming(lowest=Level.L5, confidence=0.95))
 
     def confidences(anchor: str):
-        named = _checked_after_anchor(relabel(seg, ct, anchor=anchor), ct, anchor)
+        named = _relabelled(seg, ct, anchor)
         return {b.level.value: b.level_confidence for b in named.bodies}, named.warnings
 
     below, warnings = confidences("L5:1")
