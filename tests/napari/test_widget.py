@@ -212,7 +212,8 @@ def test_rename_shift_merge_split_from_the_widget(make_napari_viewer, qtbot, pha
 
 
 def test_confirm_names_button_records_the_confirmation(make_napari_viewer, qtbot, phantom, phantom_nifti):
-    """The button is the napari counterpart of --anchor (tests/napari/test_model.py checks what it unlocks)."""
+    """The button is the napari counterpart of --anchor (tests/napari/test_model.py checks what it unlocks). It
+    changes no voxel, so the segmentation is not "edited by hand" until the map itself is changed."""
     from pvp_plan_napari._model import CONFIRMED_NAMES
     from qtpy.QtCore import Qt
 
@@ -223,6 +224,13 @@ def test_confirm_names_button_records_the_confirmation(make_napari_viewer, qtbot
     _settle(qtbot, widget, lambda: qtbot.mouseClick(widget.confirm_button, Qt.MouseButton.LeftButton))
     assert widget.model.names_confirmed and CONFIRMED_NAMES in widget.model.segmentation.warnings
     assert [r["level"] for r in widget.row_texts()] == names
+    assert not widget.model.edited and not widget.model.segmentation.edited
+    assert "edited by hand" not in widget.model.segmentation.method
+    assert "level names confirmed" in widget.status.text()
+    _settle(qtbot, widget, lambda: widget.rename(names[0], "C1"))  # an edit of the map after the confirmation
+    assert widget.model.edited and widget.model.segmentation.edited
+    assert "edited by hand" in widget.model.segmentation.method and "edited by hand" in widget.status.text()
+    assert widget.model.names_confirmed
 
 
 def test_needle_paths_are_drawn_in_physical_space(make_napari_viewer, qtbot, phantom, phantom_nifti):

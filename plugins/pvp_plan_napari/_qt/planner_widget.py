@@ -88,6 +88,7 @@ class PlannerWidget(QWidget):
         self._worker = None
         self._recompute_worker = None
         self._pending: set[int] = set()
+        self._pending_edit = False  # the pending re-plan follows a change of the label map (not only of names' status)
         self._stale: set[int] = set()  # neighbours of edited bodies, re-planned after them
         self._history_sig: tuple[int, int] | None = None
         self._debounce = QTimer(self)
@@ -458,10 +459,14 @@ class PlannerWidget(QWidget):
             self._history_sig = sig
             self._schedule(())
 
-    def _schedule(self, labels_hint) -> None:
+    def _schedule(self, labels_hint, *, edit: bool = True) -> None:
+        """Re-plan ``labels_hint`` (and any body whose voxel count changed) after the debounce; ``edit``: the label
+        map was changed by hand (False when only the names were confirmed)."""
         if self.model is None:
             return
-        self.model.edited = True  # at once, so an export right after a stroke says so
+        if edit:
+            self.model.edited = True  # at once, so an export right after a stroke says so
+        self._pending_edit |= edit
         self._pending |= {int(v) for v in labels_hint}
         self._pending.add(-1)  # "check counts" marker
         self._debounce.start()
@@ -477,20 +482,23 @@ class PlannerWidget(QWidget):
             affected = self.model.changed_labels(v for v in self._pending if v > 0)
         except Exception as exc:  # noqa: BLE001
             self._pending.clear()
+            self._pending_edit = False
             self._fail(exc)
             return
         self._pending.clear()
+        edit, self._pending_edit = self._pending_edit, False
         if not affected:
             return
         self._stale = (self._stale | self.model.neighbours(affected)) - affected
-        self._launch_recompute(affected, primary=True)
+        self._launch_recompute(affected, primary=True, edit=edit)
 
-    def _launch_recompute(self, labels: set[int], *, primary: bool) -> None:
+    def _launch_recompute(self, labels: set[int], *, primary: bool, edit: bool = True) -> None:
         verb = "re-planning" if primary else "updating neighbours"
         self.status.setText(f"{verb} {', '.join(_names(labels))}\u2026")
         self._t_edit = time.perf_counter()
         snapshot = self.model.labels.copy()
-        worker = create_worker(guarded_call, self.model.recompute, labels, labels=snapshot, _start_thread=False)
+        worker = create_worker(guarded_call, self.model.recompute, labels, labels=snapshot, note_edit=edit,
+                               _start_thread=False)
         worker.returned.connect(lambda update: self._on_recompute_returned(update, primary=primary))
         worker.finished.connect(self._on_recompute_finished)
         self._recompute_worker = worker
@@ -500,7 +508,7 @@ class PlannerWidget(QWidget):
         self._recompute_worker = None
         if self._stale and not self._pending and self._worker is None and self.model is not None:
             stale, self._stale = self._stale, set()
-            self._launch_recompute(stale, primary=False)  # neighbours: their collapse ratios use this body
+            self._launch_recompute(stale, primary=False, edit=self.model.edited)  # neighbours: collapse ratios
 
     @property
     def idle(self) -> bool:
@@ -522,11 +530,12 @@ class PlannerWidget(QWidget):
         self._show_needles()
         names = _names(set(update.level_plans) | set(update.removed))
         what = "re-planned" if primary else "updated neighbours"
-        self.status.setText(f"{what} {', '.join(names) or 'nothing'} in {seconds:.2f} s "
-                            "(segmentation edited by hand)")
+        why = "segmentation edited by hand" if self.model.edited else "level names confirmed"
+        self.status.setText(f"{what} {', '.join(names) or 'nothing'} in {seconds:.2f} s ({why})")
         self.plan_updated.emit()
 
-    def _edit(self, action, *args, **kwargs) -> None:
+    def _edit(self, action, *args, edit: bool = True, **kwargs) -> None:
+        """Run a model action (``edit``: it changes the label map) and re-plan the labels it returns."""
         if self.model is None or self.model.labels is None or self.labels_layer is None:
             self._fail("run the planner first (the editable labels layer is missing)")
             return
@@ -537,7 +546,7 @@ class PlannerWidget(QWidget):
             return
         self.labels_layer.refresh()
         self._history_sig = self._history_signature()
-        self._schedule(affected)
+        self._schedule(affected, edit=edit)
 
     def rename(self, level: str, new_level: str) -> None:
         """Rename one body (the second level must not exist yet)."""
@@ -549,7 +558,7 @@ class PlannerWidget(QWidget):
 
     def confirm_names(self) -> None:
         """The level names were checked on the images: plan the levels whose names were uncertain."""
-        self._edit(self.model and self.model.confirm_names)
+        self._edit(self.model and self.model.confirm_names, edit=False)  # names only: not an edit of the map
 
     def merge(self, keep: str, absorb: str) -> None:
         """Merge body ``absorb`` into body ``keep``."""
