@@ -29,6 +29,24 @@ def occupied_box(labels: np.ndarray, background: int = 0) -> tuple[slice, slice,
     return slice(int(zs[0]), int(zs[-1]) + 1), rows, cols
 
 
+def label_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxels per value of a uint8 label map: an array of 256 counts (item ``v`` for value ``v``).
+
+    Counted inside :func:`occupied_box` from the non-zero voxels only: ``np.bincount`` over the whole map casts
+    it to 64-bit integers first (an 800 MB copy and ~2.8 s for a 512 x 512 x 400 map; ~0.1 s this way).
+    """
+    labels = np.asarray(labels)
+    if labels.dtype != np.uint8:
+        raise TypeError(f"label_counts takes a uint8 label map, not {labels.dtype}")
+    counts = np.zeros(256, np.int64)
+    box = occupied_box(labels)
+    if box is not None:
+        inside = labels[box]
+        counts += np.bincount(inside[inside != 0], minlength=256)
+    counts[0] = labels.size - int(counts[1:].sum())
+    return counts
+
+
 def grown_box(box: tuple[slice, ...], margin, shape) -> tuple[slice, ...]:
     """``box`` (slices with explicit starts and stops) grown by ``margin`` voxels per axis, clipped to ``shape``."""
     return tuple(slice(max(0, s.start - int(m)), min(n, s.stop + int(m)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pvp_plan.label_boxes import label_boxes, occupied_box
+from pvp_plan.label_boxes import label_boxes, label_counts, occupied_box
 
 
 def _sparse_map(rng, shape, n_labels, dtype):
@@ -57,3 +57,18 @@ def test_boxed_mask_reads_as_the_full_size_mask(seed):
                 box = tuple(slice(a, int(rng.integers(a + 1, s + 1))) for a, s in zip(lo, full.shape))
                 assert np.array_equal(boxed.in_box(box), full[box])
     assert not BoxedMask.of(np.zeros((3, 4, 5), bool)).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_label_counts_equal_bincount_of_the_whole_map(seed):
+    rng = np.random.default_rng(seed)
+    labels = _sparse_map(rng, (17, 23, 29), n_labels=int(rng.integers(1, 5)), dtype=np.uint8)
+    labels[0, 0, 0], labels[-1, -1, -1] = 255, 7  # values at the map's corners, whatever the boxes
+    assert np.array_equal(label_counts(labels), np.bincount(labels.ravel(), minlength=256))
+    empty = np.zeros((3, 4, 5), np.uint8)
+    assert np.array_equal(label_counts(empty), np.bincount(empty.ravel(), minlength=256))
+
+
+def test_label_counts_refuse_a_map_that_is_not_uint8():
+    with pytest.raises(TypeError, match="uint8"):
+        label_counts(np.zeros((2, 2, 2), np.int16))

@@ -24,6 +24,7 @@ import numpy as np
 
 from pvp_plan.errors import LabelMapError, PlanError
 from pvp_plan.io.ct_volume import CTVolume
+from pvp_plan.label_boxes import label_counts
 from pvp_plan.levels import VERSE_LABELS, Level
 from pvp_plan.rules.session import NEEDLE_GAUGES
 from pvp_plan.segment import implausible_levels
@@ -521,7 +522,7 @@ def _label_of(level_plan: Any) -> int:
 
 
 def _label_counts(labels: np.ndarray) -> np.ndarray:
-    return np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=256)
+    return label_counts(np.asarray(labels, dtype=np.uint8))
 
 
 def check_verse_labels(labels: np.ndarray) -> None:
