@@ -83,14 +83,16 @@ def reference(case: str, level: str):
     return ct, seg, vmask | seg.mask(level)
 
 
-def reference_canal_distance_mm(vmask: np.ndarray, spacing_mm) -> np.ndarray:
+def reference_canal_distance_mm(vmask: np.ndarray, spacing_mm, closing_mm: float | None = None) -> np.ndarray:
     """Distance (mm) to the reference canal: per axial slice, the largest hole (>= 60 mm^2) of the vertebra ring
-    (closed by one voxel, as the 3 mm reference masks leave it open by a voxel)."""
+    closed by one voxel (the 3 mm reference masks leave it open by a voxel), or by ``closing_mm`` (a mask of 3 mm
+    voxels resampled to a finer grid: 3.0)."""
     from scipy import ndimage
 
+    r = 1 if closing_mm is None else max(1, int(round(closing_mm / min(spacing_mm[1], spacing_mm[2]))))  # voxels
     canal = np.zeros(vmask.shape, bool)
     for z in range(vmask.shape[0]):
-        ring = ndimage.binary_closing(np.pad(vmask[z], 2), iterations=1)[2:-2, 2:-2] | vmask[z]
+        ring = ndimage.binary_closing(np.pad(vmask[z], r + 1), iterations=r)[r + 1:-r - 1, r + 1:-r - 1] | vmask[z]
         holes = ndimage.binary_fill_holes(ring) & ~ring
         lab, n = ndimage.label(holes)
         if n:
