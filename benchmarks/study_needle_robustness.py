@@ -77,32 +77,16 @@ def _body_on(seg, ref, level):
     return None if not under.size else seg.body(int(np.bincount(under).argmax()))
 
 
-def _abdomen_on_grid(spacing_zyx_mm):
-    """The abdomen CT, its reference bodies and whole-vertebra map resampled to ``spacing_zyx_mm`` (linear HU,
-    nearest labels), as (CT, reference Segmentation, whole-vertebra map)."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    from pvp_plan.io import ct_from_array
-    from tests.needle.real_cases import abdomen, resampled
-
-    ct, seg, vert = abdomen()
-    xyz = tuple(float(v) for v in spacing_zyx_mm[::-1])
-    hu = resampled(ct.to_sitk(), xyz, sitk.sitkLinear, -1024, sitk.sitkInt16)
-    new = ct_from_array(hu.astype(np.int16), spacing_mm=tuple(spacing_zyx_mm), origin_lps_mm=ct.origin_lps_mm,
-                        name=f"abdomen_3mm resampled to {spacing_zyx_mm}")
-
-    def labels(a):
-        return resampled(ct.to_sitk(a.astype(np.uint8)), xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-
-    ref = Segmentation.from_label_map(labels(seg.labels), new, method="external: TotalSegmentator, resampled")
-    return new, ref, labels(vert)
-
-
 def main() -> int:
     from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
     from pvp_plan.segment import segment_vertebral_bodies
-    from tests.needle.real_cases import automatic_segmentation, convex_sections, ends_moved, reference
+    from tests.needle.real_cases import (
+        abdomen_on_grid,
+        automatic_segmentation,
+        convex_sections,
+        ends_moved,
+        reference,
+    )
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not root.exists():
@@ -122,7 +106,7 @@ def main() -> int:
         _print_row(name, rows, 2 * len(CASES))
     print("\nthe abdomen (L1-L5) resampled to finer grids (the same image information, interpolated):")
     for spacing in GRIDS_ZYX_MM:
-        ct, ref, vert = _abdomen_on_grid(spacing)
+        ct, ref, vert = abdomen_on_grid(spacing)
         auto = segment_vertebral_bodies(ct)
         grid = " x ".join(f"{v:g}" for v in spacing)
         for name, seg in (("reference", ref), ("automatic", auto)):

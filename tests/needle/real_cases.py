@@ -57,6 +57,25 @@ def abdomen():
     return ct, seg, labels(root / "reference/totalseg_total_vertebrae.nii.gz")
 
 
+@functools.lru_cache(maxsize=2)
+def abdomen_on_grid(spacing_zyx_mm: tuple[float, float, float]):
+    """The 3 mm abdomen resampled to ``spacing_zyx_mm`` (linear HU) with its references (nearest): (CT, the
+    per-level bodies as a Segmentation, the whole-vertebra map). The same image information on a finer grid."""
+    from pvp_plan.io import ct_from_array
+
+    ct, seg, vert = abdomen()
+    xyz = tuple(float(v) for v in spacing_zyx_mm[::-1])
+    hu = resampled(ct.to_sitk(), xyz, sitk.sitkLinear, -1024, sitk.sitkInt16)
+    new = ct_from_array(hu.astype(np.int16), spacing_mm=tuple(spacing_zyx_mm), origin_lps_mm=ct.origin_lps_mm,
+                        name=f"abdomen_3mm resampled to {spacing_zyx_mm}")
+
+    def on_grid(labels):
+        return resampled(ct.to_sitk(labels.astype(np.uint8)), xyz, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+    ref = Segmentation.from_label_map(on_grid(seg.labels), new, method="external: TotalSegmentator, resampled")
+    return new, ref, on_grid(vert)
+
+
 def thorax():
     """The 1.5 mm chest: CT, the body split off TotalSegmentator's T12 (the only reference), that T12 (VerSe label)."""
     from pvp_plan.io.load import load_ct

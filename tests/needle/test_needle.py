@@ -626,6 +626,72 @@ def test_real_ct_paths_in_bone_out_of_canal_widths_in_range(source, case, level,
     assert band.low <= p.pedicle.width_mm <= band.high, p.pedicle.width_mm
 
 
+# The abdomen's L1-L5 on finer grids: the same image information, resampled (2026-11-22, session 16,
+# benchmarks/study_needle_robustness.py: on the reference bodies 5 of 10 sides met at 2 mm, 2 at 1.5 mm, 5 at
+# 1 x 0.8 x 0.8 mm, against 8 at 3 mm). The planner's parameters are in mm and HU, yet its reading of the pedicle is
+# not: sections run into bone merged beyond the 12 mm lines, or none is clear of the body (L2, L3 at 2 mm).
+_FINER_GRIDS = ((2.0, 2.0, 2.0), (1.5, 1.5, 1.5))
+_FINER_SAFE_BUT_OUTSIDE = {
+    (1.5, 1.5, 1.5): "L4 right: verdict safe, 90 % of its bone course inside the reference vertebra, its first 4 mm "
+                     "after the bone entry up to 3.0 mm (one voxel of the 3 mm reference mask) outside it; on the 3 mm "
+                     "grid the same side is 95 % inside, the borderline of the criterion",
+}
+_FINER_FEWER_SIDES = {
+    (2.0, 2.0, 2.0): "L2 left, L3 left and right, L5 left not met (met at 3 mm; L5 right met, not at 3 mm): no "
+                     "section of the pedicle clear of the body and whole, or the path leaves bone",
+    (1.5, 1.5, 1.5): "L1 left, L2 left, L3 left and right, L4 right, L5 left not met (met at 3 mm): sections merged "
+                     "beyond the 12 mm lines, a path 0 mm from the canal, L4 right outside the reference",
+}
+
+
+def _abdomen_level_on_grid(spacing, level):
+    """(CT, reference bodies, whole-vertebra reference mask | body, reference canal distance) of one abdomen level on
+    a grid of ``spacing`` (z y x mm; the native 3 mm grid included)."""
+    from pvp_plan.levels import TOTALSEGMENTATOR_TOTAL_LABELS, Level
+    from tests.needle.real_cases import abdomen_on_grid
+
+    ct, ref, vert = abdomen_on_grid(tuple(spacing))
+    vmask = (vert == TOTALSEGMENTATOR_TOTAL_LABELS[Level(level)]) | ref.mask(level)
+    closing = None if tuple(spacing) == (3.0, 3.0, 3.0) else 3.0  # the 3 mm masks' ring, open by one 3 mm voxel
+    return ct, ref, vmask, _reference_canal_distance_mm(vmask, ct.spacing_mm, closing)
+
+
+def _target_met(ct, vmask, canal_d, p) -> bool:
+    """Issue 5's per-side target (``test_real_ct_paths_in_bone_out_of_canal_widths_in_range``), as a verdict."""
+    if p.target_lps_mm is None or not p.safe:
+        return False
+    inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+    return inside >= 0.95 and canal_mm > 0.0 and PEDICLE_WIDTH_LUMBAR_MM.low <= p.pedicle.width_mm <= PEDICLE_WIDTH_LUMBAR_MM.high
+
+
+@pytest.mark.parametrize("spacing", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=_FINER_SAFE_BUT_OUTSIDE[s]))
+                                     if s in _FINER_SAFE_BUT_OUTSIDE else s for s in _FINER_GRIDS])
+def test_real_ct_on_a_finer_grid_verified_safe_paths_stay_in_the_reference(spacing):
+    """The abdomen resampled to a finer grid, planned on its reference bodies: a path whose verdict is "safe" stays
+    inside the reference vertebra and clear of its canal, as on the 3 mm grid."""
+    for level in ("L1", "L2", "L3", "L4", "L5"):
+        ct, ref, vmask, canal_d = _abdomen_level_on_grid(spacing, level)
+        for p in plan_level_needle_paths(ct, ref, level):
+            if p.verdict == "safe":
+                inside, canal_mm = _path_against_reference(ct, p, vmask, canal_d)
+                assert inside >= 0.95 and canal_mm > 0.0, (level, p.side, inside, canal_mm)
+
+
+@pytest.mark.parametrize("spacing", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=_FINER_FEWER_SIDES[s]))
+                                     for s in _FINER_GRIDS])
+def test_real_ct_on_a_finer_grid_meets_the_target_where_3mm_does(spacing):
+    """The same CT on a finer grid holds no more and no less than at 3 mm: every side whose issue-5 target is met on
+    the 3 mm grid (reference bodies) is met on the finer grid too."""
+    lost = []
+    for level in ("L1", "L2", "L3", "L4", "L5"):
+        native = _abdomen_level_on_grid((3.0, 3.0, 3.0), level)
+        finer = _abdomen_level_on_grid(spacing, level)
+        met = [{p.side for p in plan_level_needle_paths(ct, ref, level) if _target_met(ct, vmask, canal_d, p)}
+               for ct, ref, vmask, canal_d in (native, finer)]
+        lost += [f"{level} {side}" for side in sorted(met[0] - met[1])]
+    assert not lost, lost
+
+
 @pytest.mark.parametrize(("level", "width", "height", "flagged"), [
     ("T12", 6.0, 12.0, set()), ("T6", 3.2, 11.0, {"width"}), ("L5", 8.8, 20.7, {"height"}),
     ("L2", 19.0, 9.0, {"width", "height"}), ("L4", 7.0, 18.0, set())])
