@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -100,13 +101,15 @@ def write_dicom_series(phantom: Phantom, folder: str | Path, *, compress: bool =
     try:
         ct = phantom.ct
         seed = phantom.truth["generator"]["seed"]
+        stored = (ct.hu.astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16)
+        # the pixels' digest in the key: phantoms of one seed and grid but another pathology, materials or
+        # curvature are other images and never share a UID (a PACS would take one for the other)
         key = (seed, ct.shape, ct.spacing_mm, phantom.truth["generator"].get("generator_version"),
-               *(["flip", "".join(sorted(flip))] if flip else []))
+               hashlib.sha256(stored.tobytes()).hexdigest()[:32], *(["flip", "".join(sorted(flip))] if flip else []))
         study, series, frame = _uid(*key, "study"), _uid(*key, "series"), _uid(*key, "frame")
         nz = ct.shape[0]
         order = phantom.truth["level_order"]
         description = f"Synthetic spine phantom {order[0]}-{order[-1]}"
-        stored = (ct.hu.astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16)
         fy, fx = "y" in flip, "x" in flip
         stored = stored[:, ::-1 if fy else 1, ::-1 if fx else 1]
         iop = [-1 if fx else 1, 0, 0, 0, -1 if fy else 1, 0]

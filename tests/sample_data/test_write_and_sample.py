@@ -57,6 +57,19 @@ def test_uids_are_deterministic_and_seed_dependent(small, tmp_path):
     assert uid[0] == uid[1] != uid[2]
 
 
+def test_uids_differ_between_phantoms_of_one_seed_and_grid(small, tmp_path):
+    """Another pathology on the same seed and grid is another image: none of its UIDs is the first one's."""
+    other = generate_phantom(seed=5, **{**SMALL, "pathology": {"L4": "lytic"}})
+    assert not np.array_equal(other.ct.hu, small.ct.hu)
+    uids = []
+    for name, phantom in (("a", small), ("b", other)):
+        folder = write_phantom(phantom, tmp_path / name, nifti=False)["dicom_dir"]
+        ds = [pydicom.dcmread(f, stop_before_pixels=True) for f in sorted(folder.glob("*.dcm"))]
+        uids.append({d.StudyInstanceUID for d in ds} | {d.SeriesInstanceUID for d in ds}
+                    | {d.FrameOfReferenceUID for d in ds} | {d.SOPInstanceUID for d in ds})
+    assert not uids[0] & uids[1]
+
+
 def test_nifti_and_truth_files(small, tmp_path):
     paths = write_phantom(small, tmp_path, dicom=False)
     img = sitk.ReadImage(str(paths["ct_nifti"]))
