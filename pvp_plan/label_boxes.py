@@ -33,7 +33,8 @@ def label_counts(labels: np.ndarray) -> np.ndarray:
     """Voxels per value of a uint8 label map: an array of 256 counts (item ``v`` for value ``v``).
 
     Counted inside :func:`occupied_box` from the non-zero voxels only: ``np.bincount`` over the whole map casts
-    it to 64-bit integers first (an 800 MB copy and ~2.8 s for a 512 x 512 x 400 map; ~0.01 s this way, for a spine in a 512 x 512 x 400 CT).
+    it to 64-bit integers first (an 800 MB copy and ~2.8 s for a 512 x 512 x 400 map; ~0.01 s this way for the
+    bodies of a spine in such a CT).
     """
     labels = np.asarray(labels)
     if labels.dtype != np.uint8:
